@@ -1,0 +1,24 @@
+"""Ask questions of an Arabic/English document collection; every answer cites the exact passage it came from.
+
+>>> from assistant import answer
+>>> a = answer("How many accounts were compromised?")
+>>> a.text, a.language, a.refused, a.citations
+"""
+from .assistant import Assistant, AssistantError, answer, default_assistant
+from .settings import Settings
+from .types import Answer, Chunk, Citation, Document, IngestReport, ScoredChunk
+
+__all__ = [
+    "Answer",
+    "Assistant",
+    "AssistantError",
+    "Chunk",
+    "Citation",
+    "Document",
+    "IngestReport",
+    "ScoredChunk",
+    "Settings",
+    "answer",
+    "default_assistant",
+]
+__version__ = "0.1.0"

