@@ -35,7 +35,7 @@ class Settings:
     # retrieval
     k: int = 5
     candidates: int = 50  # per retriever, before fusion
-    rrf_k: int = 60
+    lexical_scale: float = 0.06  # weight of BM25 (relative to the best hit) added to cosine similarity
     lexical_weight_same_language: float = 1.0
     lexical_weight_cross_language: float = 0.15
     # answering

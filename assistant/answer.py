@@ -1,0 +1,189 @@
+"""The answer step without an LLM: extractive answers with exact citations, or a refusal.
+
+The retrieved passages are split into sentences; each sentence is scored against the question (embedding
+similarity, normalised keyword coverage, and whether it holds the kind of thing asked for, e.g. a number for "how
+many"). The best sentence(s) become the answer, each followed by its marker [n]; the citation is the exact span of
+the original document. When even the best evidence is weak the answer is a refusal in the question's language.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .chunk import split_sentences
+from .normalize import detect_language, normalize, tokenize
+from .types import Answer, Citation, Language, ScoredChunk
+
+REFUSAL = {
+    "en": "The documents do not contain an answer to this question.",
+    "ar": "لا تتضمن الوثائق إجابة عن هذا السؤال.",
+}
+CROSS_LINGUAL_LEAD = {
+    # question language -> lead used when the cited text is in the other language
+    "en": "The documents (in Arabic) say: ",
+    "ar": "تقول الوثائق (بالإنجليزية): ",
+}
+NO_DOCUMENTS = {
+    "en": "There are no documents in the index yet; add some with `assistant ingest`.",
+    "ar": "لا توجد وثائق في الفهرس بعد؛ أضفها بالأمر `assistant ingest`.",
+}
+
+# questions that ask for a number, a date or an amount
+_NUMERIC_Q = re.compile(
+    r"\b(how (many|much|long|old)|what (year|date|percentage|number)|which year|when|number of)\b"
+    r"|(^|\s)(كم|متى|عدد|ما عدد|في أي عام|أي عام|في أي سنة|أي سنة|ما تاريخ)(\s|$|؟)",
+    re.IGNORECASE,
+)
+_HAS_NUMBER = re.compile(r"[0-9٠-٩۰-۹]")
+_MONTHS = re.compile(
+    r"(january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"يناير|فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|اغسطس|سبتمبر|أكتوبر|اكتوبر|نوفمبر|ديسمبر|"
+    r"كانون|شباط|آذار|نيسان|أيار|حزيران|تموز|آب|أيلول|تشرين)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    doc: str
+    start: int
+    end: int
+    text: str
+    language: str
+    passage_rank: int
+    passage: ScoredChunk
+
+
+@dataclass(frozen=True)
+class AnswerParams:
+    max_sentences: int = 2
+    passages_considered: int = 4
+    # scoring weights
+    w_lexical: float = 0.25
+    w_type: float = 0.04
+    w_rank: float = 0.02
+    # a second sentence is added only when it scores this close to the best one
+    second_sentence_margin: float = 0.03
+    # refusal: confidence below this threshold means "the documents don't say"
+    refusal_threshold: float = 0.80
+
+
+class ExtractiveAnswerer:
+    """Picks the sentences of the retrieved passages that answer the question and cites them exactly."""
+
+    name = "extractive"
+
+    def __init__(self, embedder: Any, params: AnswerParams | None = None) -> None:
+        self.embedder = embedder
+        self.params = params or AnswerParams()
+
+    # -- public ---------------------------------------------------------------------------------------------------
+    def answer(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        *,
+        query_vector: np.ndarray | None = None,
+        language: Language | None = None,
+    ) -> Answer:
+        language = language or detect_language(question)
+        if not passages:
+            return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name)
+        if query_vector is None:
+            query_vector = self.embedder.embed_queries([question])[0]
+        scored = self.score_candidates(question, passages, query_vector, language)
+        if not scored:
+            return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name)
+        best_score, best, best_conf = scored[0]
+        if best_conf < self.params.refusal_threshold:
+            return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name)
+        chosen = [(best_score, best)]
+        for s, cand, _ in scored[1:]:
+            if len(chosen) >= self.params.max_sentences:
+                break
+            if best_score - s > self.params.second_sentence_margin:
+                break
+            if any(_overlaps(cand, c) for _, c in chosen):
+                continue
+            chosen.append((s, cand))
+        # present in document order within the same document, best-first otherwise
+        citations: list[Citation] = []
+        parts: list[str] = []
+        for n, (s, cand) in enumerate(chosen, start=1):
+            citations.append(
+                Citation(
+                    n=n, doc=cand.doc, start=cand.start, end=cand.end, text=cand.text, score=round(float(s), 4),
+                    chunk_start=cand.passage.start, chunk_end=cand.passage.end,
+                )
+            )
+            parts.append(f"{cand.text} [{n}]")
+        body = " ".join(parts)
+        if all(c.language != language for _, c in chosen):
+            body = CROSS_LINGUAL_LEAD[language] + body
+        return Answer(question, body, language, False, citations, list(passages), self.name)
+
+    def as_runnable(self):
+        """A LangChain Runnable: ``{"question": str, "passages": [ScoredChunk]} -> Answer``."""
+        from langchain_core.runnables import RunnableLambda
+
+        return RunnableLambda(lambda inp: self.answer(inp["question"], inp["passages"]), name="ExtractiveAnswerer")
+
+    # -- scoring --------------------------------------------------------------------------------------------------
+    def candidates(self, passages: Sequence[ScoredChunk]) -> list[Candidate]:
+        seen: set[tuple[str, int, int]] = set()
+        out: list[Candidate] = []
+        for rank, p in enumerate(passages[: self.params.passages_considered]):
+            for s, e in split_sentences(p.text):
+                start, end = p.start + s, p.start + e
+                key = (p.doc, start, end)
+                if key in seen:
+                    continue
+                seen.add(key)
+                text = p.text[s:e]
+                if not _has_letters_or_digits(text):
+                    continue
+                out.append(Candidate(p.doc, start, end, text, detect_language(text), rank, p))
+        return out
+
+    def score_candidates(
+        self, question: str, passages: Sequence[ScoredChunk], query_vector: np.ndarray, language: str
+    ) -> list[tuple[float, Candidate, float]]:
+        """(score, candidate, confidence) for every candidate sentence, best first."""
+        cands = self.candidates(passages)
+        if not cands:
+            return []
+        vecs = self.embedder.embed_passages([c.text for c in cands])
+        dense = vecs @ np.asarray(query_vector, np.float32)
+        q_tokens = set(tokenize(question))
+        wants_number = bool(_NUMERIC_Q.search(question))
+        p = self.params
+        results = []
+        for cand, d in zip(cands, dense.tolist()):
+            coverage = _coverage(q_tokens, cand.text) if cand.language == language else 0.0
+            type_ok = 0.0
+            if wants_number:
+                type_ok = 1.0 if (_HAS_NUMBER.search(cand.text) or _MONTHS.search(cand.text)) else -1.0
+            passage_dense = cand.passage.dense if cand.passage.dense is not None else d
+            score = d + p.w_lexical * coverage + p.w_type * type_ok - p.w_rank * cand.passage_rank
+            confidence = max(d, passage_dense) + p.w_lexical * coverage + p.w_type * min(type_ok, 0.0)
+            results.append((score, cand, confidence))
+        results.sort(key=lambda r: (-r[0], r[1].doc, r[1].start))
+        return results
+
+
+def _coverage(q_tokens: set[str], text: str) -> float:
+    if not q_tokens:
+        return 0.0
+    t_tokens = set(tokenize(text))
+    return len(q_tokens & t_tokens) / len(q_tokens)
+
+
+def _overlaps(a: Candidate, b: Candidate) -> bool:
+    return a.doc == b.doc and a.start < b.end and b.start < a.end
+
+
+def _has_letters_or_digits(text: str) -> bool:
+    return any(ch.isalnum() for ch in normalize(text))

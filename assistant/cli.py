@@ -1,0 +1,265 @@
+"""Command line: ``assistant ingest``, ``assistant ask``, ``assistant status``.
+
+User mistakes end with a one-line message on stderr and a non-zero exit status, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .settings import Settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Ask questions of an Arabic/English document collection; answers cite the exact passages.",
+    pretty_exceptions_enable=False,
+)
+
+IndexOpt = typer.Option(None, "--index", help="Index folder (default: ./index of the project, or $ASSISTANT_INDEX_DIR).")
+EmbedderOpt = typer.Option(
+    None, "--embedder", help="Embedding model: the default bundled multilingual-e5-small, or a sentence-transformers "
+    "folder / cached model name."
+)
+ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for embedding and search (default: library default).")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(index: Optional[Path], embedder: Optional[str], threads: Optional[int]) -> Settings:
+    try:
+        return Settings.from_env(
+            index_dir=str(index) if index is not None else None, embedder=embedder, threads=threads
+        )
+    except ValueError as e:
+        _fail(str(e))
+        raise  # unreachable
+
+
+def _assistant(settings: Settings, *, default_sources: bool):
+    from .assistant import Assistant
+
+    # only the default index is built from the default sources on first use
+    return Assistant(settings=settings, sources=None if default_sources else [])
+
+
+def _user_errors():
+    from .assistant import AssistantError
+    from .embed import EmbedderError
+    from .index import IndexStoreError
+    from .load import LoadError
+
+    return (AssistantError, EmbedderError, IndexStoreError, LoadError)
+
+
+@app.command()
+def ingest(
+    paths: List[Path] = typer.Argument(None, help="Files or folders to index (default: the sources already in the "
+                                       "index, or the seed documents)."),
+    index: Optional[Path] = IndexOpt,
+    rebuild: bool = typer.Option(False, "--rebuild", help="Re-embed everything from scratch."),
+    embedder: Optional[str] = EmbedderOpt,
+    threads: Optional[int] = ThreadsOpt,
+) -> None:
+    """Index documents (txt, md, html, pdf, docx). Only new or changed files are embedded."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import index as index_store
+
+    settings = _settings(index, embedder, threads)
+    try:
+        asst = _assistant(settings, default_sources=True)
+        targets: list[str] | None = [str(p) for p in paths] if paths else None
+        if targets is None and index_store.index_exists(settings.index_dir):
+            recorded = sorted({r.source for r in index_store.load_index(settings.index_dir).files.values()})
+            targets = recorded or None
+        with Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty(),
+        ) as bar:
+            task = bar.add_task("embedding files", total=None)
+
+            def progress(stage: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=max(total, 1))
+
+            report = asst.ingest(
+                targets, rebuild=rebuild, progress=progress,
+                on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
+            )
+    except _user_errors() as e:
+        _fail(str(e))
+        return
+    typer.echo(
+        f"indexed into {settings.index_dir}: {report.added} added, {report.changed} changed, "
+        f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} chunks embedded, "
+        f"{report.chunks} chunks in the index"
+    )
+    if report.chunks == 0:
+        _fail("no documents could be indexed", code=1)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question, in Arabic or English."),
+    index: Optional[Path] = IndexOpt,
+    k: int = typer.Option(5, "-k", "--k", min=1, max=50, help="Passages to retrieve."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    embedder: Optional[str] = EmbedderOpt,
+    threads: Optional[int] = ThreadsOpt,
+) -> None:
+    """Answer a question from the indexed documents, with numbered sources."""
+    settings = _settings(index, embedder, threads)
+    default_index = index is None
+    try:
+        asst = _assistant(settings, default_sources=default_index)
+        a = asst.answer(question, k=k)
+    except _user_errors() as e:
+        _fail(str(e))
+        return
+    if as_json:
+        typer.echo(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(a.text)
+    if a.notice:
+        typer.echo(f"note: {a.notice}", err=True)
+    if a.citations:
+        typer.echo("")
+        typer.echo("Sources:" if a.language == "en" else "المصادر:")
+        for c in a.citations:
+            snippet = " ".join(c.text.split())
+            if len(snippet) > 240:
+                snippet = snippet[:237] + "..."
+            typer.echo(f"[{c.n}] {c.doc} (chars {c.start}-{c.end}, score {c.score:.3f})")
+            typer.echo(f"    {snippet}")
+
+
+@app.command()
+def status(index: Optional[Path] = IndexOpt, embedder: Optional[str] = EmbedderOpt) -> None:
+    """Show what the index holds."""
+    from . import index as index_store
+
+    settings = _settings(index, embedder, None)
+    try:
+        data = index_store.load_index(settings.index_dir)
+    except _user_errors() as e:
+        _fail(str(e))
+        return
+    typer.echo(f"index:     {settings.index_dir}")
+    typer.echo(f"embedder:  {data.embedder['name']} (dim {data.embedder['dim']})")
+    typer.echo(f"documents: {len(data.files)}")
+    typer.echo(f"chunks:    {len(data.chunks)}")
+    for rec in sorted(data.files.values(), key=lambda r: r.doc):
+        typer.echo(f"  {rec.doc}  [{rec.language}]  {rec.n_chunks} chunks")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on."),
+    index: Optional[Path] = IndexOpt,
+    uploads: Optional[Path] = typer.Option(
+        None, "--uploads", help="Folder for documents uploaded in the page (default: uploads/ beside the index)."
+    ),
+    embedder: Optional[str] = EmbedderOpt,
+    threads: Optional[int] = ThreadsOpt,
+) -> None:
+    """Start the web chat (streamed cited answers, sources, document upload) over the same index."""
+    try:
+        from .web import serve as serve_web
+    except ImportError as e:
+        _fail(f"the web app needs gradio ({e}); install it with `pip install gradio`")
+        return
+    _settings(index, embedder, threads)  # validates the environment's settings with a clear message
+    typer.echo(f"serving on http://{host}:{port} (Ctrl+C to stop)", err=True)
+    try:
+        serve_web(index, host=host, port=port, uploads_dir=uploads, embedder=embedder, threads=threads)
+    except _user_errors() as e:
+        _fail(str(e))
+
+
+@app.command("eval")
+def eval_(
+    questions: Optional[Path] = typer.Argument(
+        None, help="Questions in the seed format (JSONL; default: eval/seed_questions.jsonl)."),
+    dataset: Optional[Path] = typer.Option(
+        None, "--dataset", help="A collection in the XQuAD layout (documents.jsonl, questions*.jsonl) instead: each "
+        "document language is indexed on its own and asked the questions about it."),
+    index: Optional[Path] = typer.Option(
+        None, "--index", help="The index to ask (default: the seed collection). With --dataset: the folder for the "
+        "per-language indexes DIR/<lang> (default: a cache folder, reused and updated incrementally)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: eval_out/<name>-<timestamp>)."),
+    k: Optional[int] = typer.Option(None, "-k", "--k", help="Passages given to each answer (default: the k "
+                                    "setting, 5); retrieval metrics always use the top 10."),
+    pairs: Optional[str] = typer.Option(None, "--pairs", help="Question-document language pairs to run, e.g. "
+                                        "ar-ar,en-en,en-ar,ar-en (default: all)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="A fixed, seeded sample of N questions per pair."),
+    embedder: Optional[str] = EmbedderOpt,
+    threads: Optional[int] = ThreadsOpt,
+) -> None:
+    """Evaluate on a fixed question set: retrieval, answer, citation and refusal metrics per language pair."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .evaluate import cli_command, default_out_dir, metric_rows, run_evaluation, write_outputs
+
+    try:
+        with Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty(),
+        ) as bar:
+            tasks: dict = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    if total == 0:  # nothing to embed
+                        return
+                    tasks[stage] = bar.add_task(stage, total=max(total, 1))
+                bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+            run = run_evaluation(
+                questions, dataset=dataset, index=index, k=k, pairs=pairs, limit=limit, threads=threads,
+                embedder=embedder, progress=progress,
+                command=cli_command(questions, dataset=dataset, index=index, out=out, k=k, pairs=pairs, limit=limit,
+                                    embedder=embedder, threads=threads),
+                on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
+            )
+        target = out if out is not None else default_out_dir(run.report["meta"]["name"])
+        write_outputs(run, target)
+    except _user_errors() as e:
+        _fail(str(e))
+        return
+    except OSError as e:
+        _fail(f"cannot write the report: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "))
+        return
+    meta = run.report["meta"]
+    cols, rows = metric_rows(run.report)
+    table = Table(title=f"{meta['name']}: {meta['sample']}, k={meta['k']}, {meta['wall_s']} s")
+    table.add_column("metric")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for m, vals in rows:
+        table.add_row(m, *vals)
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(f"{meta['failures']} failed question(s) listed in {target / 'failures.jsonl'} and report.md")
+    console.print(f"report: {target / 'report.json'}, {target / 'report.md'}, {target / 'pairs.png'}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

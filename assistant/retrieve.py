@@ -1,0 +1,141 @@
+"""The retrieve step: dense (FAISS) + keyword (BM25 over normalised text), fused with language-aware weights.
+
+Keyword evidence is strong when the question and the passage share a language and nearly meaningless across
+languages (only names and numbers can match), so each passage's keyword contribution is weighted by whether its
+language is the question's. Dense similarity carries cross-lingual questions.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .normalize import detect_language, tokenize
+from .types import Chunk, ScoredChunk
+
+
+class HybridRetriever:
+    """Searches one in-memory index. Built from chunks + their vectors; cheap to rebuild after an ingest."""
+
+    def __init__(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        embedder: Any,
+        *,
+        candidates: int = 50,
+        lexical_scale: float = 0.06,
+        lexical_weight_same_language: float = 1.0,
+        lexical_weight_cross_language: float = 0.15,
+    ) -> None:
+        import bm25s
+
+        from .index import build_faiss
+
+        self.chunks = list(chunks)
+        self.embedder = embedder
+        self.candidates = candidates
+        self.lexical_scale = lexical_scale
+        self.w_same = lexical_weight_same_language
+        self.w_cross = lexical_weight_cross_language
+        self._faiss = build_faiss(vectors)
+        self._bm25 = bm25s.BM25()
+        self._languages = np.array([c.language for c in self.chunks])
+        if self.chunks:
+            self._bm25.index([tokenize(c.text) for c in self.chunks], show_progress=False)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    # -- the two retrievers -------------------------------------------------------------------------------------
+    def dense(self, query_vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        n = min(n, len(self.chunks))
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores, ids = self._faiss.search(np.asarray(query_vector, np.float32).reshape(1, -1), n)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+    def lexical(self, tokens: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        if not tokens or not self.chunks:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores = self._bm25.get_scores(tokens)
+        n = min(n, int((scores > 0).sum()))
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return top, scores[top]
+
+    # -- fusion -------------------------------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int = 5, *, query_vector: np.ndarray | None = None) -> list[ScoredChunk]:
+        """Best ``k`` chunks for ``question``.
+
+        Candidates are the union of both retrievers' top hits. Each is scored by its cosine similarity plus its
+        BM25 score relative to the best BM25 score for this question, scaled by ``lexical_scale`` and by the
+        language weight (full when question and chunk share a language). Score fusion keeps a clear dense winner
+        on top, where rank fusion would let two mediocre ranks outvote it.
+        """
+        if not self.chunks or k <= 0:
+            return []
+        if query_vector is None:
+            query_vector = self.embedder.embed_queries([question])[0]
+        query_vector = np.asarray(query_vector, np.float32)
+        language = detect_language(question)
+        d_ids, d_scores = self.dense(query_vector, max(self.candidates, k))
+        tokens = tokenize(question)
+        bm25 = self._bm25.get_scores(tokens) if tokens else None
+
+        dense_score = dict(zip(d_ids.tolist(), d_scores.tolist()))
+        if bm25 is not None and float(bm25.max()) > 0:
+            l_ids, _ = self.lexical(tokens, max(self.candidates, k))
+            missing = [i for i in l_ids.tolist() if i not in dense_score]
+            if missing:
+                vecs = self._faiss.reconstruct_batch(np.array(missing, dtype=np.int64))
+                dense_score.update(zip(missing, (vecs @ query_vector).tolist()))
+            top = float(bm25.max())
+        else:
+            bm25, top = None, 1.0
+        fused: dict[int, float] = {}
+        lexical_score: dict[int, float] = {}
+        for i, d in dense_score.items():
+            f = d
+            if bm25 is not None and bm25[i] > 0:
+                lexical_score[i] = float(bm25[i])
+                w = self.w_same if self._languages[i] == language else self.w_cross
+                f += w * self.lexical_scale * float(bm25[i]) / top
+            fused[i] = f
+        order = sorted(fused, key=lambda i: (-fused[i], -dense_score[i], i))[:k]
+        return [
+            ScoredChunk(self.chunks[i], score=fused[i], dense=dense_score[i], lexical=lexical_score.get(i))
+            for i in order
+        ]
+
+
+def as_langchain_retriever(assistant: Any, k: int = 5):
+    """A LangChain ``BaseRetriever`` over an ``Assistant`` (documents carry doc, start, end, score metadata)."""
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document as LCDocument
+    from langchain_core.retrievers import BaseRetriever
+
+    class AssistantRetriever(BaseRetriever):
+        """Hybrid dense + BM25 retrieval over an assistant's index."""
+
+        assistant: Any
+        k: int = 5
+
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ) -> list[LCDocument]:
+            return [
+                LCDocument(
+                    page_content=hit.text,
+                    metadata={
+                        "doc": hit.doc, "start": hit.start, "end": hit.end, "language": hit.chunk.language,
+                        "score": hit.score, "dense": hit.dense, "lexical": hit.lexical,
+                    },
+                )
+                for hit in self.assistant.retrieve(query, k=self.k)
+            ]
+
+    return AssistantRetriever(assistant=assistant, k=k)

