@@ -5,6 +5,7 @@
 >>> a.text, a.language, a.refused, a.citations
 """
 from .assistant import Assistant, AssistantError, answer, default_assistant
+from .evaluation import evaluate
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Document, IngestReport, ScoredChunk
 
@@ -20,5 +21,6 @@ __all__ = [
     "Settings",
     "answer",
     "default_assistant",
+    "evaluate",
 ]
 __version__ = "0.1.0"
