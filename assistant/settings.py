@@ -30,7 +30,7 @@ class Settings:
     embed_batch_size: int = 32
     threads: int = 0  # torch/faiss threads; 0 = leave the library default
     # chunking
-    chunk_tokens: int = 160  # target chunk size in model tokens
+    chunk_tokens: int = 300  # target chunk size in model tokens (e5 reads at most 512)
     chunk_overlap: int = 1  # sentences shared by neighbouring chunks
     # retrieval
     k: int = 5
@@ -39,9 +39,13 @@ class Settings:
     lexical_weight_same_language: float = 1.0
     lexical_weight_cross_language: float = 0.15
     # answering
-    backend: str = "extractive"
+    backend: str = "extractive"  # or openai:MODEL, ollama:MODEL, llamacpp:PATH.gguf (see assistant/generate.py)
+    base_url: str = ""  # the server of an openai / ollama backend, e.g. http://127.0.0.1:8080/v1
+    llm_timeout: float = 60.0  # seconds to wait for the model server
     max_answer_sentences: int = 2
-    refusal_threshold: float = 0.0  # 0 = use the calibrated default for the embedder
+    # refusal thresholds on the answer's confidence; 0 = the defaults fitted for multilingual-e5-small
+    refusal_threshold: float = 0.0  # question and evidence in the same language
+    refusal_threshold_cross: float = 0.0  # in different languages
 
     def with_overrides(self, **overrides) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}
