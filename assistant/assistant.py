@@ -5,8 +5,9 @@ The CLI, the web app and the evaluation are thin layers over it.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import index as index_store
 from .answer import NO_DOCUMENTS, AnswerParams, ExtractiveAnswerer
@@ -60,6 +61,7 @@ class Assistant:
         self._data: index_store.IndexData | None = None
         self._retriever = None
         self._answerer: ExtractiveAnswerer | None = None
+        self._generative: dict[Any, Any] = {}  # BackendSpec -> GenerativeAnswerer
         self.warnings: list[str] = []
         self._apply_threads()
 
@@ -97,12 +99,12 @@ class Assistant:
     @property
     def answerer(self) -> ExtractiveAnswerer:
         if self._answerer is None:
-            params = AnswerParams(max_sentences=self.settings.max_answer_sentences)
-            if self.settings.refusal_threshold > 0:
-                params = AnswerParams(
-                    max_sentences=self.settings.max_answer_sentences,
-                    refusal_threshold=self.settings.refusal_threshold,
-                )
+            s = self.settings
+            params = AnswerParams(max_sentences=s.max_answer_sentences)
+            if s.refusal_threshold > 0:
+                params = replace(params, refusal_threshold=s.refusal_threshold)
+            if s.refusal_threshold_cross > 0:
+                params = replace(params, refusal_threshold_cross=s.refusal_threshold_cross)
             self._answerer = ExtractiveAnswerer(self.embedder, params)
         return self._answerer
 
@@ -145,7 +147,7 @@ class Assistant:
                 self._retriever = HybridRetriever(
                     data.chunks, data.vectors, self.embedder, candidates=s.candidates, lexical_scale=s.lexical_scale,
                     lexical_weight_same_language=s.lexical_weight_same_language,
-                    lexical_weight_cross_language=s.lexical_weight_cross_language,
+                    lexical_weight_cross_language=s.lexical_weight_cross_language, faiss_index=data.faiss_index,
                 )
             return self._retriever
 
@@ -262,17 +264,105 @@ class Assistant:
         question = _check_question(question)
         return self.retriever.retrieve(question, k or self.settings.k)
 
-    def answer(self, question: str, k: int | None = None) -> Answer:
+    def answer(self, question: str, k: int | None = None, backend: Any = None,
+               history: Sequence[Any] | None = None) -> Answer:
+        """Answer ``question`` from the index.
+
+        ``backend``: ``"extractive"`` (default: the ``backend`` setting), a spec such as ``"openai:MODEL"`` /
+        ``"ollama:MODEL"`` / ``"llamacpp:PATH.gguf"`` (the ``base_url`` setting applies), a ``generate.BackendSpec``,
+        a ``GenerativeAnswerer`` or a LangChain chat model. ``history``: the conversation so far, ``[(question,
+        answer_text), ...]`` oldest first; a follow-up is retrieved with it (rewritten by the model, or with the
+        earlier questions prepended in extractive mode).
+        """
+        result: Answer | None = None
+        for item in self._answer(question, k, backend, history, streaming=False):
+            result = item  # type: ignore[assignment]
+        assert isinstance(result, Answer)
+        return result
+
+    def stream(self, question: str, k: int | None = None, backend: Any = None,
+               history: Sequence[Any] | None = None) -> Iterator["str | Answer"]:
+        """Like ``answer``, as it is produced: text pieces (a generative model's tokens; the extractive answer in
+        one piece), then the final ``Answer``, whose text is the verified one."""
+        question = _check_question(question)
+        self._resolve_backend(backend)  # a bad backend is an error now, not when iteration starts
+        return self._answer(question, k, backend, history, streaming=True)
+
+    def _resolve_backend(self, backend: Any):
+        """None for the extractive backend, else the (cached) ``GenerativeAnswerer``."""
+        from . import generate
+
+        if backend is None:
+            backend = self.settings.backend
+        if isinstance(backend, generate.GenerativeAnswerer):
+            return backend
+        if isinstance(backend, (str, generate.BackendSpec)):
+            spec = generate.parse_backend(
+                backend, base_url=(self.settings.base_url or None) if isinstance(backend, str) else None,
+                timeout=self.settings.llm_timeout if isinstance(backend, str) else None,
+            )
+            if not spec.generative:
+                return None
+            key: Any = spec
+            chat: Any = generate.ChatBackend(spec)
+        elif isinstance(backend, generate.ChatBackend):
+            key, chat = id(backend), backend
+        else:  # a LangChain chat model
+            key, chat = id(backend), generate.ChatBackend.from_model(backend)
+        with self._lock:
+            if key not in self._generative:
+                chat.model  # noqa: B018  build it now: a missing optional dependency is reported here
+                self._generative[key] = generate.GenerativeAnswerer(chat, self.embedder, fallback=self.answerer)
+            return self._generative[key]
+
+    def _answer(self, question: str, k: int | None, backend: Any, history: Sequence[Any] | None, *,
+                streaming: bool) -> Iterator["str | Answer"]:
+        import numpy as np
+
+        from .conversation import history_pairs, retrieval_query
         from .normalize import detect_language
 
         question = _check_question(question)
+        generative = self._resolve_backend(backend)
         retriever = self.retriever
         language = detect_language(question)
         if len(retriever) == 0:
-            return Answer(question, NO_DOCUMENTS[language], language, True)
-        qvec = self.embedder.embed_queries([question])[0]
-        passages = retriever.retrieve(question, k or self.settings.k, query_vector=qvec)
-        return self.answerer.answer(question, passages, query_vector=qvec, language=language)
+            a = Answer(question, NO_DOCUMENTS[language], language, True)
+            yield a.text
+            yield a
+            return
+        k = k or self.settings.k
+        turns = history_pairs(history)
+        previous = [q for q, _ in turns]
+        query = retrieval_query(question, previous)
+        if generative is not None and turns:
+            try:
+                query = generative.condense(question, turns)
+            except Exception:  # noqa: BLE001 - the model call's failure is reported by the answer itself
+                pass
+        if query == question:
+            qvec = self.embedder.embed_queries([question])[0]
+            answer_vec = qvec
+        else:
+            # retrieve with the conversation; score the answer sentences against both: the topic comes from the
+            # conversation, the intent (a number, a date...) from the question as asked
+            qvec, own = self.embedder.embed_queries([query, question])
+            answer_vec = np.asarray(qvec, np.float32) + np.asarray(own, np.float32)
+            answer_vec /= max(float(np.linalg.norm(answer_vec)), 1e-12)
+        passages = retriever.retrieve(query, k, query_vector=qvec)
+        if generative is None:
+            a = self.answerer.answer(question, passages, query_vector=answer_vec, language=language,
+                                     idf=retriever.idf)
+            yield a.text
+            yield a
+            return
+        run = generative.stream if streaming else generative.answer
+        result = run(question, passages, query_vector=answer_vec, language=language,
+                     standalone=query if query != question else None, idf=getattr(retriever, "idf", None))
+        if isinstance(result, Answer):
+            yield result
+        else:
+            yield from result
 
     # -- information ----------------------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -324,6 +414,17 @@ def default_assistant() -> Assistant:
         return _default
 
 
-def answer(question: str, k: int | None = None) -> Answer:
-    """Answer ``question`` from the default collection (the seeds)."""
-    return default_assistant().answer(question, k=k)
+def answer(question: str, k: int | None = None, backend: Any = None, base_url: str | None = None,
+           history: Sequence[Any] | None = None) -> Answer:
+    """Answer ``question`` from the default collection (the seeds).
+
+    ``backend``: ``"openai:MODEL"`` etc. or a ``BackendSpec`` (default: the ``backend`` setting, extractive);
+    ``base_url``: the OpenAI-compatible / Ollama server for it. See ``Assistant.answer``.
+    """
+    asst = default_assistant()
+    if base_url:
+        from .generate import parse_backend
+
+        backend = parse_backend(backend if backend is not None else asst.settings.backend, base_url=base_url,
+                                timeout=asst.settings.llm_timeout)
+    return asst.answer(question, k=k, backend=backend, history=history)

@@ -105,39 +105,91 @@ def ingest(
         _fail("no documents could be indexed", code=1)
 
 
+BackendOpt = typer.Option(
+    None, "--backend", help="Answer backend: extractive (default), openai:MODEL, ollama:MODEL or llamacpp:PATH.gguf "
+    "(default: $ASSISTANT_BACKEND)."
+)
+BaseUrlOpt = typer.Option(
+    None, "--base-url", help="Server of an openai:/ollama: backend, e.g. http://127.0.0.1:8080/v1 (default: "
+    "$ASSISTANT_BASE_URL; the key is $OPENAI_API_KEY, optional for local servers)."
+)
+
+
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question, in Arabic or English."),
     index: Optional[Path] = IndexOpt,
     k: int = typer.Option(5, "-k", "--k", min=1, max=50, help="Passages to retrieve."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    backend: Optional[str] = BackendOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    no_stream: bool = typer.Option(False, "--no-stream", help="Print a generated answer once verified, not token by "
+                                   "token."),
     embedder: Optional[str] = EmbedderOpt,
     threads: Optional[int] = ThreadsOpt,
 ) -> None:
     """Answer a question from the indexed documents, with numbered sources."""
-    settings = _settings(index, embedder, threads)
+    settings = _settings(index, embedder, threads).with_overrides(backend=backend, base_url=base_url)
     default_index = index is None
+    streamed = ""
     try:
         asst = _assistant(settings, default_sources=default_index)
-        a = asst.answer(question, k=k)
+        if as_json or no_stream:
+            a = asst.answer(question, k=k)
+        else:
+            a = None
+            for item in asst.stream(question, k=k):
+                if isinstance(item, str):
+                    streamed += item
+                    typer.echo(item, nl=False)
+                    sys.stdout.flush()
+                else:
+                    a = item
+            assert a is not None
     except _user_errors() as e:
+        if streamed:
+            typer.echo("")
         _fail(str(e))
         return
     if as_json:
         typer.echo(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
         return
-    typer.echo(a.text)
+    ar = a.language == "ar"
+    if streamed:
+        typer.echo("")
+        if streamed.strip() != a.text.strip():
+            # what was streamed is the model's draft; this is what survived verification (or the fallback)
+            fallback = a.backend.endswith("(fallback)")
+            if ar:
+                head = "الإجابة الاستخراجية:" if fallback else "الإجابة بعد التحقق من الاستشهادات:"
+            else:
+                head = "Extractive answer:" if fallback else "Verified answer:"
+            typer.echo("")
+            typer.echo(head)
+            typer.echo(a.text)
+    else:
+        typer.echo(a.text)
     if a.notice:
         typer.echo(f"note: {a.notice}", err=True)
     if a.citations:
         typer.echo("")
-        typer.echo("Sources:" if a.language == "en" else "المصادر:")
+        typer.echo("المصادر:" if ar else "Sources:")
         for c in a.citations:
             snippet = " ".join(c.text.split())
             if len(snippet) > 240:
                 snippet = snippet[:237] + "..."
             typer.echo(f"[{c.n}] {c.doc} (chars {c.start}-{c.end}, score {c.score:.3f})")
             typer.echo(f"    {snippet}")
+    if a.dropped_citations:
+        typer.echo("")
+        typer.echo("حُذف (لم تدعمه المقاطع):" if ar else "Dropped (not supported by the passages):")
+        for d in a.dropped_citations:
+            claim = " ".join(str(d.get("claim", "")).split())
+            if len(claim) > 160:
+                claim = claim[:157] + "..."
+            where = f" -> {d['doc']}" if d.get("doc") else ""
+            typer.echo(f"{d.get('marker') or '(no marker)'}{where}: {d.get('reason')}")
+            typer.echo(f"    {claim}")
 
 
 @app.command()
@@ -200,6 +252,8 @@ def eval_(
     pairs: Optional[str] = typer.Option(None, "--pairs", help="Question-document language pairs to run, e.g. "
                                         "ar-ar,en-en,en-ar,ar-en (default: all)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="A fixed, seeded sample of N questions per pair."),
+    backend: Optional[str] = BackendOpt,
+    base_url: Optional[str] = BaseUrlOpt,
     embedder: Optional[str] = EmbedderOpt,
     threads: Optional[int] = ThreadsOpt,
 ) -> None:
@@ -208,7 +262,7 @@ def eval_(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from .evaluate import cli_command, default_out_dir, metric_rows, run_evaluation, write_outputs
+    from .evaluation import cli_command, default_out_dir, metric_rows, run_evaluation, write_outputs
 
     try:
         with Progress(
@@ -224,11 +278,14 @@ def eval_(
                     tasks[stage] = bar.add_task(stage, total=max(total, 1))
                 bar.update(tasks[stage], completed=done, total=max(total, 1))
 
+            # --backend / --base-url: compare generative and extractive answers on the same questions
+            eval_settings = (_settings(None, None, None).with_overrides(backend=backend, base_url=base_url)
+                             if backend is not None or base_url is not None else None)
             run = run_evaluation(
                 questions, dataset=dataset, index=index, k=k, pairs=pairs, limit=limit, threads=threads,
-                embedder=embedder, progress=progress,
+                embedder=embedder, progress=progress, settings=eval_settings,
                 command=cli_command(questions, dataset=dataset, index=index, out=out, k=k, pairs=pairs, limit=limit,
-                                    embedder=embedder, threads=threads),
+                                    backend=backend, base_url=base_url, embedder=embedder, threads=threads),
                 on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
             )
         target = out if out is not None else default_out_dir(run.report["meta"]["name"])

@@ -39,82 +39,19 @@ STREAM_WORDS = 3  # words per streamed piece of an extractive answer
 STREAM_DELAY_S = 0.03  # pause between pieces of an extractive answer, so the page shows it arriving
 
 # --------------------------------------------------------------------------------------------------------------
-# follow-up questions
+# follow-up questions (the heuristics live in assistant.conversation, shared with Assistant.answer(history=...))
+
+from .conversation import is_follow_up, retrieval_query  # noqa: E402,F401  (re-exported: web.is_follow_up ...)
 
 
-_FOLLOW_UP_PREFIXES_EN = (
-    "and ", "and,", "but ", "also ", "what about", "how about", "what else", "and what", "then ", "so ",
-)
-# "و" glued to a question word or a pronoun ("ومتى", "وكم", "وماذا عن"); a bare leading "و" is too ambiguous
-# (many words start with it: وزير، وقت).
-_FOLLOW_UP_PREFIXES_AR = (
-    "وماذا", "وما", "ومتى", "وكم", "وأين", "واين", "وهل", "ومن", "وكيف", "ولماذا", "ولم", "وأي", "واي",
-    "ماذا عن", "وماذا عن", "وعن", "وكذلك", "ثم", "أيضا", "ايضا", "و ",
-)
-_ANAPHORA_EN = {"it", "its", "they", "them", "their", "that", "this", "those", "these", "he", "she", "him", "her"}
-_ANAPHORA_AR = {"ذلك", "هذا", "هذه", "تلك", "هؤلاء", "هم", "هو", "هي", "ذاك"}
-_WORD = re.compile(r"\w+", re.UNICODE)
-_SHORT_WORDS = {"en": 6, "ar": 4}  # Arabic packs more into a word (clitics), so fewer words make a question
-_MAX_CONTEXT_QUESTIONS = 3
-
-
-def is_follow_up(question: str) -> bool:
-    """Whether ``question`` leans on the previous turn ("and how many were compromised?", "ومتى حدث ذلك؟")."""
-    q = " ".join(question.split()).strip()
-    if not q:
-        return False
-    folded = q.casefold()
-    words = _WORD.findall(folded)
-    language = detect_language(q)
-    if language == "ar":
-        if folded.startswith(_FOLLOW_UP_PREFIXES_AR):
-            return True
-    elif folded.startswith(_FOLLOW_UP_PREFIXES_EN):
-        return True
-    if len(words) < _SHORT_WORDS[language]:
-        return True
-    anaphora = _ANAPHORA_AR if language == "ar" else _ANAPHORA_EN
-    return len(words) < 10 and any(w in anaphora for w in words)
-
-
-def retrieval_query(question: str, previous: Sequence[str] = ()) -> str:
-    """The text to retrieve with: the question, preceded by the earlier questions it follows up on.
-
-    ``previous`` are the earlier questions of the conversation, oldest first. A follow-up carries the questions
-    before it back to (and including) the last standalone one, at most three of them.
-    """
-    question = question.strip()
-    if not previous or not is_follow_up(question):
-        return question
-    context: list[str] = []
-    for q in reversed(previous):
-        context.insert(0, q.strip())
-        if not is_follow_up(q) or len(context) >= _MAX_CONTEXT_QUESTIONS:
-            break
-    return " ".join(context + [question])
-
-
-def answer_question(assistant: Assistant, question: str, k: int | None = None, previous: Sequence[str] = ()) -> Answer:
+def answer_question(assistant: Assistant, question: str, k: int | None = None, previous: Sequence[str] = (),
+                    backend: Any = "extractive") -> Answer:
     """Answer ``question``; a follow-up is retrieved (and scored) with the conversation's earlier questions.
 
     Passages are retrieved with the conversation's questions; the answer itself is about ``question``: its
     language, and what kind of answer it asks for (a number, a date), come from the question as asked.
     """
-    query = retrieval_query(question, previous)
-    if query == question.strip():
-        return assistant.answer(question, k=k)
-    retriever = assistant.retriever
-    if len(retriever) == 0:
-        return assistant.answer(question, k=k)
-    import numpy as np
-
-    qvec, own = assistant.embedder.embed_queries([query, question.strip()])
-    passages = retriever.retrieve(query, k or assistant.settings.k, query_vector=qvec)
-    # sentences are scored against both: the topic comes from the conversation, the intent from the question
-    blend = np.asarray(qvec, np.float32) + np.asarray(own, np.float32)
-    blend /= max(float(np.linalg.norm(blend)), 1e-12)
-    return assistant.answerer.answer(question.strip(), passages, query_vector=blend,
-                                     language=detect_language(question))
+    return assistant.answer(question, k=k, backend=backend, history=[(q, "") for q in previous])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -157,6 +94,33 @@ def extractive_stream(
     return AnswerStream(_paced(word_pieces(answer.text), delay), lambda: answer)
 
 
+def generative_stream(spec: Any) -> "BackendFn":
+    """The backend function of a generative backend (``"openai:MODEL"``, a ``BackendSpec``...): the model's tokens
+    as they arrive; ``final()`` is the verified answer (unsupported sentences removed), or the extractive fallback."""
+
+    def run(assistant: Assistant, question: str, k: int | None, previous: Sequence[str] = ()) -> AnswerStream:
+        items = assistant.stream(question, k=k, backend=spec, history=[(q, "") for q in previous])
+        box: dict[str, Answer] = {}
+
+        def pieces() -> Iterator[str]:
+            for item in items:
+                if isinstance(item, Answer):
+                    box["answer"] = item
+                else:
+                    yield item
+
+        gen = pieces()
+
+        def final() -> Answer:
+            for _ in gen:  # the pieces not read yet
+                pass
+            return box["answer"]
+
+        return AnswerStream(gen, final)
+
+    return run
+
+
 BackendFn = Callable[[Assistant, str, "int | None", Sequence[str]], AnswerStream]
 _BACKENDS: dict[str, BackendFn] = {"extractive": extractive_stream}
 
@@ -176,8 +140,16 @@ def stream_answer(
 ) -> tuple[Iterator[str], Callable[[], Answer]]:
     """``(partial texts, final)``: the answer text growing piece by piece, and the complete ``Answer`` after."""
     if backend not in _BACKENDS:
-        raise AssistantError(f"unknown answer backend {backend!r}; choose one of {', '.join(_BACKENDS)}")
-    stream = _BACKENDS[backend](assistant, question, k, previous)
+        if ":" not in (backend or ""):
+            raise AssistantError(f"unknown answer backend {backend!r}; choose one of {', '.join(_BACKENDS)}, or "
+                                 "give a spec such as openai:MODEL")
+        from .generate import parse_backend
+
+        spec = parse_backend(backend, base_url=assistant.settings.base_url or None,
+                             timeout=assistant.settings.llm_timeout)
+        stream = generative_stream(spec)(assistant, question, k, previous)
+    else:
+        stream = _BACKENDS[backend](assistant, question, k, previous)
 
     def partials() -> Iterator[str]:
         text = ""
@@ -676,8 +648,23 @@ def build_app(assistant: Assistant, *, uploads_dir: str | Path | None = None,
         with gr.Tab("Settings", id="settings"):
             k_slider = gr.Slider(1, 20, value=assistant.settings.k, step=1, label="Passages per question (k)",
                                  elem_id="k")
+            configured = assistant.settings.backend
+            if configured and configured != "extractive" and configured not in _BACKENDS:
+                from .generate import parse_backend
+
+                try:
+                    register_backend(configured, generative_stream(parse_backend(
+                        configured, base_url=assistant.settings.base_url or None,
+                        timeout=assistant.settings.llm_timeout)))
+                except AssistantError:
+                    pass  # a bad spec in the environment: the page still works with the other backends
             backends = answer_backends()
-            backend = gr.Dropdown(backends, value=backends[0], label="Answer backend", elem_id="backend")
+            backend = gr.Dropdown(
+                backends, value=configured if configured in backends else backends[0], label="Answer backend",
+                elem_id="backend", allow_custom_value=True,
+                info="extractive, or a generative backend such as openai:MODEL (server: ASSISTANT_BASE_URL), "
+                     "ollama:MODEL, llamacpp:/path/model.gguf",
+            )
 
         inputs = [question, turns, k_slider, backend]
         outputs = [question, chatbot, sources, turns]

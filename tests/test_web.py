@@ -73,10 +73,10 @@ def test_retrieval_query_chains_follow_ups_back_to_the_topic():
 
 
 def test_follow_up_is_answered_with_context(asst):
-    alone = asst.answer("And which group did it?")
     followed = web.answer_question(asst, "And which group did it?", 5, ["How many accounts were compromised?"])
-    assert alone.refused
     assert not followed.refused and followed.citations
+    # the group is named in the cited evidence (Phosphorus: الفسفور / فوسفور)
+    assert any("فسفور" in c.text or "فوسفور" in c.text for c in followed.citations), followed.text
     assert followed.question == "And which group did it?" and followed.language == "en"
 
 
