@@ -31,6 +31,14 @@ __all__ = [
 DEFAULT_EMBEDDER = "multilingual-e5-small"
 _E5_NAMES = frozenset({DEFAULT_EMBEDDER, "intfloat/multilingual-e5-small"})
 QUERY_CACHE_SIZE = 1024
+# Work up to this many characters (a question; the candidate sentences of an answer; a small file) is encoded on
+# one thread: it is too small to gain from more, and a parallel run of many small steps stalls at every step
+# whenever another process holds one of the cores (measured on 2 shared cores: a question took 30 ms on one
+# thread and ~1 s on two). Larger batches (ingesting documents) use the configured thread count.
+SINGLE_THREAD_CHARS = 6000
+# ... and in batches of this many texts: sentence-transformers pads each batch to its longest text, and the
+# candidate sentences of an answer vary in length (measured: 21 sentences took 1.4 s in one batch, 0.8 s in 4s)
+SMALL_WORK_BATCH = 4
 
 
 class EmbedderError(Exception):
@@ -126,11 +134,12 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._model_lock:
+        small = sum(len(t) for t in texts) <= SINGLE_THREAD_CHARS
+        with self._model_lock, _torch_threads(1 if small else 0):
             vecs = self._model.encode(
                 texts,
                 prompt=prompt,
-                batch_size=self.batch_size,
+                batch_size=min(self.batch_size, SMALL_WORK_BATCH) if small else self.batch_size,
                 show_progress_bar=False,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
@@ -233,6 +242,25 @@ def _in_hf_cache(repo_id: str) -> bool:
         if isinstance(hit, str):
             return True
     return False
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` intra-op threads inside the block (0: leave as is); restored afterwards."""
+    if n <= 0:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextmanager

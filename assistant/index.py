@@ -5,7 +5,8 @@ Layout of an index folder::
     index/
       CURRENT               name of the live generation (replaced atomically)
       gen-000003/
-        vectors.faiss       faiss.write_index of an inner-product index over L2-normalised vectors
+        vectors.faiss       faiss.write_index of an inner-product index over L2-normalised vectors: exact
+                            (IndexFlatIP) up to HNSW_MIN_VECTORS vectors, HNSW (IndexHNSWFlat) above
         meta.json           manifest (format, embedder, chunking, files) + documents + chunks
 
 A write builds a complete new generation beside the live one and then atomically points ``CURRENT`` at it, so a
@@ -19,9 +20,9 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -31,6 +32,15 @@ FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 META = "meta.json"
 VECTORS = "vectors.faiss"
+
+# Exact search (IndexFlatIP) scans every vector: ~10 ms per question at 100k chunks on one core, growing linearly.
+# From this many vectors on, the index is an HNSW graph over the same vectors instead (approximate: recall@10
+# against exact search is checked in tests/test_index.py), ~1-2 ms per question; building the graph costs time
+# on every write (about a minute per 100k vectors on one core), which is why small indexes stay exact.
+HNSW_MIN_VECTORS = 50_000
+HNSW_M = 32  # graph neighbours per vector
+HNSW_EF_CONSTRUCTION = 40  # faiss' default
+HNSW_EF_SEARCH = 128  # candidates kept while searching (at least k); higher = better recall, slower
 
 
 class IndexStoreError(Exception):
@@ -67,6 +77,9 @@ class IndexData:
     vectors: np.ndarray  # float32 (n_chunks, dim)
     created: float = 0.0
     updated: float = 0.0
+    # the faiss index over ``vectors`` as read or written (None: not built yet); reused by the retriever so that
+    # loading does not build it a second time
+    faiss_index: Any = field(default=None, repr=False, compare=False)
 
     @property
     def dim(self) -> int:
@@ -179,6 +192,7 @@ def load_index(index_dir: str | Path) -> IndexData:
             f"{gen} is inconsistent ({findex.ntotal} vectors, {len(chunks)} chunks); rebuild the index"
         )
     vectors = findex.reconstruct_n(0, findex.ntotal) if findex.ntotal else np.zeros((0, findex.d), np.float32)
+    _tune(findex)
     return IndexData(
         embedder=manifest["embedder"],
         chunking=manifest.get("chunking", {}),
@@ -188,20 +202,35 @@ def load_index(index_dir: str | Path) -> IndexData:
         vectors=np.ascontiguousarray(vectors, dtype=np.float32),
         created=manifest.get("created", 0.0),
         updated=manifest.get("updated", 0.0),
+        faiss_index=findex,
     )
 
 
 # ----------------------------------------------------------------------------------------------------- writing
 
 
-def build_faiss(vectors: np.ndarray):
-    """An exact inner-product index over the (L2-normalised) vectors."""
+def build_faiss(vectors: np.ndarray, hnsw_min: int | None = None):
+    """An inner-product index over the (L2-normalised) vectors: exact below ``hnsw_min`` vectors (default
+    ``HNSW_MIN_VECTORS``), an HNSW graph from there on."""
     import faiss
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
+    dim = vectors.shape[1]
+    threshold = HNSW_MIN_VECTORS if hnsw_min is None else hnsw_min
+    if len(vectors) >= threshold:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    else:
+        index = faiss.IndexFlatIP(dim)
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _tune(index)
     return index
+
+
+def _tune(index) -> None:
+    hnsw = getattr(index, "hnsw", None)
+    if hnsw is not None:
+        hnsw.efSearch = max(int(hnsw.efSearch), HNSW_EF_SEARCH)
 
 
 def write_index(data: IndexData, index_dir: str | Path) -> Path:
@@ -215,7 +244,8 @@ def write_index(data: IndexData, index_dir: str | Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-gen-", dir=root))
     try:
         data.updated = time.time()
-        faiss.write_index(build_faiss(data.vectors), str(tmp / VECTORS))
+        built = build_faiss(data.vectors)
+        faiss.write_index(built, str(tmp / VECTORS))
         meta = {
             "manifest": data.manifest(),
             "documents": [
@@ -233,6 +263,7 @@ def write_index(data: IndexData, index_dir: str | Path) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, final)
         _atomic_write_text(root / CURRENT, final.name + "\n")
+        data.faiss_index = built
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

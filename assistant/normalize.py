@@ -242,25 +242,58 @@ def tokenize(text: str) -> list[str]:
       والحسابات، بالحسابات and حسابات give the same token; no suffix stripping;
     * English: a tiny plural strip (``accounts`` → ``account``).
     """
+    # No token spans whitespace and folding never joins across it, so the text is tokenized piece by piece
+    # (whitespace-separated), each distinct piece once: a large collection repeats the same pieces again and again.
     tokens: list[str] = []
-    for match in _TOKEN_RE.finditer(_fold(text)):
-        raw = match.group()
-        if raw[0].isdigit():
-            tokens.extend(_number_tokens(raw))
-            continue
-        if len(raw) < 2:
-            continue
-        if is_arabic_letter(raw[0]):
-            if _is_stopword(raw.translate(_ALEF_TABLE)):
-                continue
-            token = strip_arabic_prefix(raw).translate(_ALEF_TABLE)
-            if token in ARABIC_STOPWORDS:
-                continue
-        elif _is_stopword(raw):
-            continue
-        elif raw.isascii():
-            token = _stem_english(raw)
-        else:
-            token = raw
-        tokens.append(token)
+    memo = _PIECE_MEMO
+    for piece in text.split():
+        found = memo.get(piece)
+        if found is None:
+            found = _piece_tokens(piece)
+            if len(memo) < _PIECE_MEMO_MAX:
+                memo[piece] = found
+        if found:
+            tokens += found
     return tokens
+
+
+# memos: whitespace-separated piece of original text -> its tokens; folded word -> its tokens
+_PIECE_MEMO: dict[str, tuple[str, ...]] = {}
+_PIECE_MEMO_MAX = 200_000
+_TOKEN_MEMO: dict[str, tuple[str, ...]] = {}
+_TOKEN_MEMO_MAX = 100_000
+
+
+def _piece_tokens(piece: str) -> tuple[str, ...]:
+    tokens: list[str] = []
+    memo = _TOKEN_MEMO
+    for raw in _TOKEN_RE.findall(_fold(piece)):
+        found = memo.get(raw)
+        if found is None:
+            found = _raw_tokens(raw)
+            if len(memo) < _TOKEN_MEMO_MAX:
+                memo[raw] = found
+        if found:
+            tokens += found
+    return tuple(tokens)
+
+
+def _raw_tokens(raw: str) -> tuple[str, ...]:
+    """The tokens of one match of ``_TOKEN_RE`` in folded text (none for a stopword or a single letter)."""
+    if raw[0].isdigit():
+        return tuple(_number_tokens(raw))
+    if len(raw) < 2:
+        return ()
+    if is_arabic_letter(raw[0]):
+        if _is_stopword(raw.translate(_ALEF_TABLE)):
+            return ()
+        token = strip_arabic_prefix(raw).translate(_ALEF_TABLE)
+        if token in ARABIC_STOPWORDS:
+            return ()
+    elif _is_stopword(raw):
+        return ()
+    elif raw.isascii():
+        token = _stem_english(raw)
+    else:
+        token = raw
+    return (token,)
