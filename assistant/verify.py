@@ -19,6 +19,8 @@ The thresholds were measured with ``scripts/calibrate_citations.py`` (see ``Veri
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -232,10 +234,37 @@ def _coverage(claim_tokens: set[str], window_tokens: set[str]) -> float:
 class CitationVerifier:
     """Scores claims against passages with the assistant's embedder and decides which citations hold."""
 
+    CACHE_SIZE = 4096  # passage windows whose vectors are kept (follow-ups and repeated questions reuse them)
+
     def __init__(self, embedder: Any, params: VerifyParams | None = None, max_window: int = 2) -> None:
         self.embedder = embedder
         self.params = params or VerifyParams()
         self.max_window = max_window
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _embed_windows(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            vecs = self.embedder.embed_passages(missing)
+            with self._lock:
+                for t, v in zip(missing, vecs):
+                    self._cache[t] = v
+                while len(self._cache) > self.CACHE_SIZE:
+                    self._cache.popitem(last=False)
+                fresh = dict(zip(missing, vecs))
+        else:
+            fresh = {}
+        with self._lock:
+            out = []
+            for t in texts:
+                v = fresh.get(t)
+                if v is None:
+                    v = self._cache[t]
+                    self._cache.move_to_end(t)
+                out.append(v)
+        return np.stack(out).astype(np.float32, copy=False)
 
     def claim_numbers(self, text: str) -> set[str]:
         """The numbers of a claim that must occur in a passage citing it (normalised: ٢٠١٣ → 2013, 2,700 → 2700)."""
@@ -270,7 +299,7 @@ class CitationVerifier:
         flat = [(pi, s, e) for pi, ws in enumerate(wins) for s, e in ws]
         if claim_vectors is None:
             claim_vectors = self.embedder.embed_queries(list(claims))
-        wvecs = self.embedder.embed_passages([passages[pi].text[s:e] for pi, s, e in flat]) if flat else None
+        wvecs = self._embed_windows([passages[pi].text[s:e] for pi, s, e in flat]) if flat else None
         sims = (np.asarray(claim_vectors, np.float32) @ wvecs.T) if wvecs is not None else None
         c_tokens = [set(tokenize(c)) for c in claims]
         c_lang = [detect_language(c) for c in claims]
