@@ -45,15 +45,7 @@ from assistant.settings import Settings  # noqa: E402
 from assistant.types import Document, ScoredChunk  # noqa: E402
 from assistant.normalize import tokenize  # noqa: E402
 from assistant.verify import CitationVerifier, VerifyParams, _numbers  # noqa: E402
-
-
-def paragraph_offsets(text: str) -> list[int]:
-    """Start offsets of the paragraphs of an XQuAD-layout document (paragraphs separated by a blank line)."""
-    offsets, pos = [], 0
-    for para in text.rstrip("\n").split("\n\n"):
-        offsets.append(pos)
-        pos += len(para) + 2
-    return offsets
+from assistant.evaluation import paragraph_offsets  # noqa: E402
 
 
 @dataclass
