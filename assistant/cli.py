@@ -285,7 +285,7 @@ def eval_(
                 questions, dataset=dataset, index=index, k=k, pairs=pairs, limit=limit, threads=threads,
                 embedder=embedder, progress=progress, settings=eval_settings,
                 command=cli_command(questions, dataset=dataset, index=index, out=out, k=k, pairs=pairs, limit=limit,
-                                    backend=backend, base_url=base_url, embedder=embedder, threads=threads),
+                                    backend=backend, **{"base-url": base_url}, embedder=embedder, threads=threads),
                 on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
             )
         target = out if out is not None else default_out_dir(run.report["meta"]["name"])

@@ -203,3 +203,16 @@ def test_default_answer_function(tmp_path, monkeypatch, cache_dir):
     assert a.citations[0].doc == SEED
     assert SEED_TEXT[a.citations[0].start:a.citations[0].end] == a.citations[0].text
     assert (tmp_path / "default-index" / "CURRENT").is_file()
+
+
+def test_status_and_documents_do_not_load_the_embedding_model(seed_assistant, monkeypatch):
+    import assistant.embed as embed_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the embedding model was loaded to answer status")
+
+    monkeypatch.setattr(embed_module, "load_embedder", refuse)
+    fresh = Assistant(index_dir=seed_assistant.index_dir, sources=[])
+    status = fresh.status()
+    assert status["documents"] == 1 and status["chunks"] > 1
+    assert fresh.documents() == [SEED]

@@ -181,3 +181,28 @@ def test_model_in_the_hugging_face_cache_loads_offline(tmp_path, monkeypatch):
     cached = load_embedder("local/minilm", cache_dir=tmp_path, threads=2)
     assert cached.name == "local/minilm" and cached.dim == 384
     assert cached.embed_queries(["hello"]).shape == (1, 384)
+
+
+def test_small_work_runs_on_one_thread_in_small_batches_with_the_same_vectors(embedder, monkeypatch):
+    """A question or an answer's candidate sentences: one torch thread (a busy core cannot stall it) and batches
+    of SMALL_WORK_BATCH (little padding); the thread count is restored, and the vectors do not change."""
+    import torch
+
+    from assistant import embed as mod
+
+    before = torch.get_num_threads()
+    seen: list[tuple[int, int]] = []
+    encode = embedder._model.encode
+
+    def spy(*args, **kwargs):
+        seen.append((torch.get_num_threads(), kwargs.get("batch_size")))
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(embedder._model, "encode", spy)
+    small = embedder.embed_passages(ENGLISH)
+    monkeypatch.setattr(mod, "SINGLE_THREAD_CHARS", 0)  # everything counts as large work
+    large = embedder.embed_passages(ENGLISH)
+    assert seen[0] == (1, mod.SMALL_WORK_BATCH)
+    assert seen[1] == (before, embedder.batch_size)
+    assert torch.get_num_threads() == before
+    assert np.allclose(small, large, atol=1e-4)

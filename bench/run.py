@@ -1,0 +1,865 @@
+"""Benchmarks: ingest throughput, query latency at 1k/10k/100k chunks, index size/memory/load time, incremental
+re-ingest, the textbook LangChain pipeline side by side (R@5 on XQuAD, latency), and 20 concurrent web clients.
+
+    python bench/run.py            # full run (< 10 min on 2 cores), writes BENCHMARKS.md
+    python bench/run.py --quick    # smaller (< 2 min), writes bench/BENCHMARKS.quick.md
+
+Everything runs on this machine, offline. The LangChain pipeline needs the ``bench`` extra
+(``pip install -e .[bench]``: langchain-community). Data: the seed documents and the XQuAD collection
+(``../shared/eval/xquad``, or ``--xquad DIR``). Large collections are built from shuffled XQuAD paragraphs; their
+vectors are synthetic (see the notes in the table): embedding 100k chunks for real would take hours on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant import index as index_store  # noqa: E402
+from assistant.types import Chunk  # noqa: E402
+
+DEFAULT_XQUAD = ROOT.parent / "shared" / "eval" / "xquad"
+PAIRS = ("ar-ar", "en-en", "en-ar", "ar-en")
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), p)) if len(values) else float("nan")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def clear_query_cache(embedder: Any) -> None:
+    """Forget the embedder's cached query vectors (so the next question is embedded again: the cold case)."""
+    cache = getattr(embedder, "_cache", None)
+    if cache is not None:
+        with embedder._cache_lock:
+            cache.clear()
+
+
+def clear_sentence_cache(answerer: Any) -> None:
+    cache = getattr(answerer, "_cache", None)
+    if cache is not None:
+        with answerer._cache_lock:
+            cache.clear()
+
+
+@dataclass
+class Table:
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, section: str, measure: str, value: Any, note: str = "") -> None:
+        self.rows.append((section, measure, str(value), note))
+        print(f"  [{time.perf_counter() - self.started:6.0f} s] {section} | {measure} | {value} | {note}", flush=True)
+
+    def markdown(self) -> str:
+        lines = ["| section | measure | value | notes |", "|---|---|---|---|"]
+        last = None
+        for section, measure, value, note in self.rows:
+            shown = section if section != last else ""
+            last = section
+            lines.append(f"| {shown} | {measure} | {value} | {note.replace('|', '/')} |")
+        return "\n".join(lines)
+
+
+def machine() -> dict:
+    info: dict[str, Any] = {}
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        info["cpu"] = platform.processor() or "unknown"
+    info["cores"] = os.cpu_count()
+    try:
+        info["cores_usable"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        info["cores_usable"] = os.cpu_count()
+    try:
+        for line in open("/proc/meminfo", encoding="utf-8"):
+            if line.startswith("MemTotal"):
+                info["ram"] = human_bytes(int(line.split()[1]) * 1024)
+    except OSError:
+        info["ram"] = "unknown"
+    info["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    import bm25s
+    import faiss
+    import sentence_transformers
+    import torch
+
+    info["python"] = platform.python_version()
+    info["torch"] = torch.__version__
+    info["torch_threads"] = torch.get_num_threads()
+    info["faiss"] = faiss.__version__
+    info["bm25s"] = bm25s.__version__
+    info["sentence_transformers"] = sentence_transformers.__version__
+    info["numpy"] = np.__version__
+    try:
+        import langchain_community
+
+        info["langchain_community"] = langchain_community.__version__
+    except ImportError:
+        info["langchain_community"] = "not installed"
+    return info
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+@dataclass
+class Data:
+    """The XQuAD collection (possibly a subset of its documents) copied into a work folder, and its questions."""
+
+    folders: dict[str, Path]  # lang -> folder of .txt files
+    questions: list[Any]  # evaluation.EvalQuestion, evidence in those files
+    paragraphs: dict[str, list[tuple[str, int, str]]]  # lang -> (doc, start, paragraph text)
+
+
+def prepare_data(xquad: Path, work: Path, docs_per_lang: int | None, limit: int, seed: int = 13) -> Data:
+    from assistant.evaluation import load_collection, paragraph_offsets, select_questions
+
+    col = load_collection(xquad)
+    folders: dict[str, Path] = {}
+    keep: dict[str, set[str]] = {}
+    paragraphs: dict[str, list[tuple[str, int, str]]] = {}
+    for lang in ("ar", "en"):
+        files = sorted(col.document_files(lang))
+        if docs_per_lang:
+            files = files[:docs_per_lang]
+        folder = work / "xquad" / lang
+        folder.mkdir(parents=True, exist_ok=True)
+        paragraphs[lang] = []
+        for f in files:
+            shutil.copyfile(f, folder / f.name)
+            text = f.read_text(encoding="utf-8")
+            for start, para in zip(paragraph_offsets(text), text.rstrip("\n").split("\n\n")):
+                paragraphs[lang].append((f.name, start, para))
+        folders[lang] = folder
+        keep[lang] = {f.name for f in files}
+    questions = [q for q in col.questions if all(e.doc in keep[q.doc_lang] for e in q.evidence) and q.evidence]
+    questions = select_questions(questions, limit=limit, seed=seed)
+    return Data(folders, questions, paragraphs)
+
+
+# ------------------------------------------------------------------------------------------------ 1. ingest
+
+
+def bench_ingest(t: Table, emb: Any, data: Data, work: Path, threads: int, raw_every: int = 1) -> dict:
+    from assistant import Assistant
+
+    section = "1. ingest"
+    assistants: dict[str, Any] = {}
+    secs = 0.0
+    docs = chunks = tokens = 0
+    texts: list[list[str]] = []  # chunk texts, by document
+    for lang, folder in data.folders.items():
+        asst = Assistant(index_dir=work / f"idx-{lang}", sources=[str(folder)], embedder=emb, threads=threads)
+        start = now()
+        report = asst.ingest()
+        secs += now() - start
+        assistants[lang] = asst
+        docs += report.added
+        chunks += report.chunks
+        by_doc: dict[str, list[str]] = {}
+        for c in asst.retriever.chunks:
+            by_doc.setdefault(c.doc, []).append(c.text)
+        texts.extend(by_doc.values())
+        tokens += sum(emb.count_tokens(x) for doc_texts in by_doc.values() for x in doc_texts)
+    # the embedder alone on the same chunk texts, one call per document as ingest makes them (same batches, same
+    # threads); on every n-th document to save time, scaled to the whole
+    sample = texts[::raw_every]
+    sample_tokens = sum(emb.count_tokens(x) for doc_texts in sample for x in doc_texts)
+    start = now()
+    for doc_texts in sample:
+        emb.embed_passages(doc_texts)
+    raw = (now() - start) * tokens / sample_tokens
+    t.add(section, "collection", f"{docs} documents, {chunks} chunks, {tokens:,} tokens",
+          "XQuAD ar + en documents, one index per language; tokens = e5 tokens of the chunk texts")
+    t.add(section, "ingest (load, chunk, embed, write)", f"{secs:.1f} s",
+          f"{docs / secs:.2f} documents/s, {chunks / secs:.1f} chunks/s, {tokens / secs:.0f} tokens/s")
+    t.add(section, "embedder alone, same chunk texts", f"{raw:.1f} s", f"{tokens / raw:.0f} tokens/s" + (
+        f"; measured on every {raw_every}th document ({sample_tokens:,} tokens), scaled" if raw_every > 1 else ""))
+    t.add(section, "ingest time / raw embedding time", f"{secs / raw:.2f}x", "target: within 2x")
+    return {"assistants": assistants, "ingest_s": secs, "raw_s": raw, "tokens": tokens}
+
+
+# ------------------------------------------------------------------------------------------------ 2. textbook
+
+
+class E5Embeddings:
+    """Our embedder as a LangChain ``Embeddings`` (e5's passage/query prompts applied as in the assistant)."""
+
+    def __new__(cls, embedder: Any):
+        from langchain_core.embeddings import Embeddings
+
+        class _E5(Embeddings):
+            def __init__(self, e: Any) -> None:
+                self.e = e
+
+            def embed_documents(self, texts: list[str]) -> list[list[float]]:
+                return self.e.embed_passages(texts).tolist()
+
+            def embed_query(self, text: str) -> list[float]:
+                return self.e.embed_queries([text])[0].tolist()
+
+        return _E5(embedder)
+
+
+@dataclass(frozen=True)
+class _Span:
+    doc: str
+    start: int
+    end: int
+
+
+def bench_textbook(t: Table, emb: Any, data: Data, assistants: dict[str, Any], limit: int,
+                   chunk_size: int, chunk_overlap: int) -> dict:
+    from assistant.evaluation import first_hit_rank
+
+    section = "2. vs textbook LangChain"
+    try:
+        from langchain_community.vectorstores import FAISS
+        from langchain_core.documents import Document as LCDocument
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+    except ImportError as e:
+        t.add(section, "skipped", "-", f"needs the bench extra (pip install -e .[bench]): {e}")
+        return {}
+    splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                                              add_start_index=True)
+    lc_embeddings = E5Embeddings(emb)
+    stores = {}
+    build = 0.0
+    n_chunks = 0
+    for lang, folder in data.folders.items():
+        docs = [LCDocument(page_content=p.read_text(encoding="utf-8"), metadata={"doc": p.name})
+                for p in sorted(folder.glob("*.txt"))]
+        start = now()
+        pieces = splitter.split_documents(docs)
+        stores[lang] = FAISS.from_documents(pieces, lc_embeddings)
+        build += now() - start
+        n_chunks += len(pieces)
+
+    def ours(q: Any) -> list:
+        return assistants[q.doc_lang].retrieve(q.question, k=5)
+
+    def textbook(q: Any) -> list:
+        hits = stores[q.doc_lang].similarity_search(q.question, k=5)
+        return [_Span(h.metadata["doc"], h.metadata["start_index"], h.metadata["start_index"] + len(h.page_content))
+                for h in hits]
+
+    results: dict[str, dict] = {}
+    for name, fn in (("ours", ours), ("textbook", textbook)):
+        hits: dict[str, list[bool]] = {p: [] for p in PAIRS}
+        cold, warm = [], []
+        for q in data.questions:  # cold: the question's vector is computed in the timed call
+            clear_query_cache(emb)
+            start = now()
+            found = fn(q)
+            cold.append(now() - start)
+            rank = first_hit_rank(found, q.evidence)
+            hits[q.pair].append(rank is not None and rank <= 5)
+        for q in data.questions:  # warm: the question's vector is cached; search only
+            fn(q)  # make sure it is cached
+            start = now()
+            fn(q)
+            warm.append(now() - start)
+        results[name] = {"hits": hits, "cold": cold, "warm": warm}
+    n = {p: len(results["ours"]["hits"][p]) for p in PAIRS}
+    t.add(section, "setup", f"{len(data.questions)} questions ({', '.join(f'{p}: {n[p]}' for p in PAIRS)})",
+          f"fixed sample: --limit {limit} per pair (seed 13); textbook = RecursiveCharacterTextSplitter("
+          f"chunk_size={chunk_size}, chunk_overlap={chunk_overlap}, add_start_index=True) + langchain-community "
+          f"FAISS + similarity_search(k=5), {n_chunks} chunks, built in {build:.1f} s; same e5 embedder")
+    wins = 0
+    for p in PAIRS:
+        if not n[p]:
+            continue
+        ro = float(np.mean(results["ours"]["hits"][p]))
+        rt = float(np.mean(results["textbook"]["hits"][p]))
+        wins += ro > rt
+        t.add(section, f"R@5 {p}", f"ours {ro:.3f} / textbook {rt:.3f}",
+              f"hit = a retrieved chunk overlapping the gold answer span; n={n[p]}")
+    oc, tc = results["ours"]["cold"], results["textbook"]["cold"]
+    ow, tw = results["ours"]["warm"], results["textbook"]["warm"]
+    t.add(section, "query latency p50 / p95, cold (question embedded)",
+          f"ours {ms(pct(oc, 50))} / {ms(pct(oc, 95))} ms; textbook {ms(pct(tc, 50))} / {ms(pct(tc, 95))} ms",
+          f"ratio ours/textbook p50 {pct(oc, 50) / pct(tc, 50):.2f}")
+    t.add(section, "query latency p50 / p95, warm (question vector cached)",
+          f"ours {ms(pct(ow, 50))} / {ms(pct(ow, 95))} ms; textbook {ms(pct(tw, 50))} / {ms(pct(tw, 95))} ms",
+          f"ratio ours/textbook p50 {pct(ow, 50) / pct(tw, 50):.2f} (search + fusion only)")
+    return {"results": results, "wins": wins, "pairs": sum(1 for p in PAIRS if n[p])}
+
+
+# ------------------------------------------------------------------------------------------------ 3. scale
+
+
+def synthetic_index(size: int, base: list[index_store.IndexData], data: Data, chunk_chars: int,
+                    seed: int = 7) -> index_store.IndexData:
+    """An index of ``size`` chunks: the real XQuAD chunks (real vectors) plus synthetic documents made of shuffled
+    XQuAD paragraphs, chunked by grouping paragraphs to about ``chunk_chars``. A synthetic chunk's vector is a
+    randomly weighted mix of the real vectors of the chunks that hold its paragraphs, plus a little Gaussian noise
+    (cosine ~0.98 to the mix), renormalised: spread like e5's vectors (not uniform on the sphere), and no two alike."""
+    rng = np.random.default_rng(seed)
+    pyrng = random.Random(seed)
+    first = base[0]
+    dim = first.dim
+    files: dict[str, index_store.FileRecord] = {}
+    texts: dict[str, str] = {}
+    chunks: list[Chunk] = []
+    vectors: list[np.ndarray] = []
+    # where each real paragraph's vector comes from: the real chunk that holds the paragraph's start
+    para_vec: dict[tuple[str, str, int], np.ndarray] = {}
+    for lang, d in zip(("ar", "en"), base):
+        for doc in d.files:
+            files[f"{lang}/{doc}"] = index_store.FileRecord(
+                f"{lang}/{doc}", "/bench/xquad", f"/bench/xquad/{lang}/{doc}", d.files[doc].sha256,
+                d.files[doc].language, d.files[doc].n_chunks)
+            texts[f"{lang}/{doc}"] = d.texts[doc]
+        for c, v in zip(d.chunks, d.vectors):
+            if len(chunks) < size:
+                chunks.append(Chunk(f"{lang}/{c.doc}", c.start, c.end, c.text, c.language, len(chunks)))
+                vectors.append(v[None, :])
+        for doc_name, start, _ in data.paragraphs[lang]:
+            for c, v in zip(d.chunks, d.vectors):
+                if c.doc == doc_name and c.start <= start < c.end:
+                    para_vec[(lang, doc_name, start)] = v
+                    break
+    n_doc = 0
+    sigma = 0.2
+    while len(chunks) < size:
+        lang = ("ar", "en")[n_doc % 2]
+        paras = data.paragraphs[lang]
+        picked = [paras[pyrng.randrange(len(paras))] for _ in range(24)]
+        text = "\n\n".join(p[2] for p in picked) + "\n"
+        doc = f"synthetic/{lang}-{n_doc:06d}.txt"
+        n_doc += 1
+        texts[doc] = text
+        offsets, pos = [], 0
+        for p in picked:
+            offsets.append(pos)
+            pos += len(p[2]) + 2
+        i = 0
+        n_before = len(chunks)
+        while i < len(picked) and len(chunks) < size:
+            j = i
+            end = offsets[i]
+            while j < len(picked) and (end - offsets[i]) < chunk_chars:
+                end = offsets[j] + len(picked[j][2])
+                j += 1
+            mix = np.zeros(dim, np.float32)
+            for p in picked[i:j]:
+                src = para_vec.get((lang, p[0], p[1]))
+                if src is None:
+                    src = rng.normal(size=dim).astype(np.float32)
+                    src /= np.linalg.norm(src)
+                mix += rng.uniform(0.5, 1.5) * src
+            mix /= np.linalg.norm(mix)
+            noisy = mix + sigma * rng.normal(size=dim).astype(np.float32) / np.sqrt(dim)
+            vectors.append((noisy / np.linalg.norm(noisy)).astype(np.float32)[None, :])
+            chunks.append(Chunk(doc, offsets[i], end, text[offsets[i]:end], lang, len(chunks)))
+            i = j
+        files[doc] = index_store.FileRecord(doc, "/bench/synthetic", "/bench/" + doc, "synthetic", lang,
+                                            len(chunks) - n_before)
+    out = index_store.empty_index(first.embedder["name"], dim, first.chunking)
+    out.files, out.texts, out.chunks = files, texts, chunks
+    out.vectors = np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32)
+    return out
+
+
+def scale_worker(args: argparse.Namespace) -> None:
+    """Runs in a fresh process: load one index, measure load time, RSS delta and query latencies; print JSON."""
+    from assistant import Assistant
+    from assistant.embed import load_embedder
+    from assistant.settings import Settings
+
+    settings = Settings.from_env()
+    emb = load_embedder(settings.embedder, cache_dir=settings.cache_dir, threads=args.threads)
+    emb.embed_queries(["warm up"])
+    emb.embed_passages(["warm up"])
+    questions = json.loads(Path(args.questions).read_text(encoding="utf-8"))
+    gc.collect()
+    rss0 = rss_bytes()
+    t0 = now()
+    asst = Assistant(index_dir=args.worker_index, sources=[], embedder=emb, threads=args.threads)
+    data = asst._load()  # read meta.json + vectors.faiss
+    t1 = now()
+    retriever = asst.retriever  # BM25 over the chunks, the faiss index
+    t2 = now()
+    gc.collect()
+    rss1 = rss_bytes()
+    answerer = asst.answerer
+    out: dict[str, Any] = {
+        "chunks": len(data.chunks), "read_s": t1 - t0, "retriever_s": t2 - t1, "rss_delta": rss1 - rss0,
+        "faiss": type(retriever._faiss).__name__,
+    }
+    lat: dict[str, list[float]] = {k: [] for k in
+                                   ("embed_q", "retrieve_cold", "retrieve_warm", "answer_cold", "answer_warm")}
+    n_sentences = []
+    for q in questions:
+        clear_query_cache(emb)
+        start = now()
+        emb.embed_queries([q])
+        lat["embed_q"].append(now() - start)
+        clear_query_cache(emb)
+        start = now()
+        asst.retrieve(q)
+        lat["retrieve_cold"].append(now() - start)
+        start = now()
+        asst.retrieve(q)
+        lat["retrieve_warm"].append(now() - start)
+    for q in questions[: args.answers]:
+        clear_query_cache(emb)
+        clear_sentence_cache(answerer)
+        start = now()
+        a = asst.answer(q)
+        lat["answer_cold"].append(now() - start)
+        n_sentences.append(len(answerer.candidates(a.passages)))
+        start = now()
+        asst.answer(q)
+        lat["answer_warm"].append(now() - start)
+    out["latency"] = {k: [pct(v, 50), pct(v, 95)] for k, v in lat.items()}
+    out["sentences"] = float(np.mean(n_sentences)) if n_sentences else 0.0
+    # approximate search: recall@10 of the index in use against exact search, on these questions
+    if out["faiss"] != "IndexFlatIP":
+        import faiss
+
+        exact = faiss.IndexFlatIP(data.dim)
+        exact.add(data.vectors)
+        qv = emb.embed_queries(questions)
+        for k in (10, 50):
+            _, e_ids = exact.search(qv, k)
+            _, a_ids = retriever._faiss.search(qv, k)
+            out[f"recall@{k}"] = float(np.mean([len(set(a) & set(e)) / k for a, e in zip(a_ids, e_ids)]))
+        # what the answer sees: the fused top 5 with the approximate index against the same with exact search
+        approx_top = [[h.chunk.chunk_id for h in asst.retrieve(q)] for q in questions]
+        approx = retriever._faiss
+        retriever._faiss = exact
+        try:
+            exact_top = [[h.chunk.chunk_id for h in asst.retrieve(q)] for q in questions]
+        finally:
+            retriever._faiss = approx
+        out["top5_same"] = float(np.mean([len(set(a) & set(e)) / max(1, len(e)) for a, e in
+                                          zip(approx_top, exact_top)]))
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData], data: Data, work: Path,
+                questions: list[str], threads: int, answers: int, compare_exact: bool = True) -> dict:
+    section = "3. scale"
+    chunk_chars = int(np.mean([c.end - c.start for d in base for c in d.chunks]))
+    qfile = work / "scale-questions.json"
+    qfile.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
+    t.add(section, "setup",
+          f"{len(questions)} XQuAD questions (ar + en, mixed pairs) for retrieval, the first {min(answers, len(questions))} "
+          "of them for answers; k=5; each asked cold then warm",
+          f"index = the real XQuAD chunks ({sum(len(d.chunks) for d in base)}, real e5 vectors) + synthetic "
+          f"documents of shuffled XQuAD paragraphs (~{chunk_chars} chars/chunk); synthetic vectors = random mixes "
+          "of the real vectors of the chunks holding their paragraphs + Gaussian noise, not real embeddings; "
+          "each size measured in a fresh process")
+    found = {}
+    runs = []
+    for size in sizes:
+        if size >= index_store.HNSW_MIN_VECTORS and compare_exact:
+            runs.append((size, "exact"))  # what the index was before HNSW: the "before" of this size
+        runs.append((size, "auto"))
+    for size, kind in runs:
+        gc.collect()
+        idx = work / f"scale-{size}-{kind}"
+        start = now()
+        synth = synthetic_index(size, base, data, chunk_chars)
+        made = now() - start
+        threshold = index_store.HNSW_MIN_VECTORS
+        if kind == "exact":
+            index_store.HNSW_MIN_VECTORS = 1 << 62
+        try:
+            start = now()
+            index_store.write_index(synth, idx)
+            wrote = now() - start
+        finally:
+            index_store.HNSW_MIN_VECTORS = threshold
+        del synth
+        gc.collect()
+        disk = folder_bytes(idx)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker-index", str(idx), "--questions", str(qfile),
+               "--threads", str(threads), "--answers", str(answers)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            t.add(section, f"{size:,} chunks", "FAILED", " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]))
+            continue
+        r = json.loads(lines[-1][len("RESULT "):])
+        found[(size, kind)] = r
+        L = r["latency"]
+        label = f"{size:,} chunks" + (" (exact, before)" if kind == "exact" else "")
+        t.add(section, f"{label}: index", f"{r['faiss']}, {human_bytes(disk)} on disk",
+              f"built in {made:.1f} s, written in {wrote:.1f} s (includes building the faiss index)")
+        t.add(section, f"{label}: load", f"{r['read_s'] + r['retriever_s']:.2f} s, RSS +{human_bytes(r['rss_delta'])}",
+              f"read meta.json + vectors.faiss {r['read_s']:.2f} s; BM25 + retriever {r['retriever_s']:.2f} s")
+        t.add(section, f"{label}: retrieve p50 / p95", f"cold {ms(L['retrieve_cold'][0])} / "
+              f"{ms(L['retrieve_cold'][1])} ms; warm {ms(L['retrieve_warm'][0])} / {ms(L['retrieve_warm'][1])} ms",
+              f"cold = question embedded ({ms(L['embed_q'][0])} / {ms(L['embed_q'][1])} ms of it); "
+              "warm = question vector cached: dense + BM25 + fusion")
+        t.add(section, f"{label}: retrieve + extractive answer p50 / p95",
+              f"cold {ms(L['answer_cold'][0])} / {ms(L['answer_cold'][1])} ms; "
+              f"warm {ms(L['answer_warm'][0])} / {ms(L['answer_warm'][1])} ms",
+              f"cold = no cache: question + {r['sentences']:.0f} candidate sentences (mean) embedded; "
+              "warm = same question again (all cached)")
+        if "recall@10" in r:
+            t.add(section, f"{label}: approximate search recall@10 / @50", f"{r['recall@10']:.3f} / "
+                  f"{r['recall@50']:.3f}", f"{r['faiss']} vs exact IndexFlatIP, on the same questions "
+                  "(50 = the dense candidates fused with BM25); the fused top 5 of retrieve() shares "
+                  f"{r['top5_same']:.3f} of its chunks with exact search")
+        shutil.rmtree(idx, ignore_errors=True)
+    return found
+
+
+# ------------------------------------------------------------------------------------------------ 4. re-ingest
+
+
+def bench_reingest(t: Table, emb: Any, base: index_store.IndexData, data: Data, work: Path, n_files: int,
+                   threads: int) -> dict:
+    """``n_files`` files of shuffled paragraphs, indexed (synthetic vectors); one is edited; time ``ingest()``."""
+    from assistant import Assistant
+    from assistant.load import file_sha256
+
+    section = "4. re-ingest"
+    pyrng = random.Random(3)
+    folder = work / "reingest-docs"
+    folder.mkdir()
+    for i in range(n_files):
+        lang = ("ar", "en")[i % 2]
+        picked = [pyrng.choice(data.paragraphs[lang]) for _ in range(6)]
+        (folder / f"doc-{i:04d}.txt").write_text("\n\n".join(p[2] for p in picked) + "\n", encoding="utf-8")
+    # the initial index: paragraph-pair chunks with synthetic vectors, recorded with the files' real hashes so
+    # that ingest() finds them unchanged
+    rng = np.random.default_rng(5)
+    source = str(folder.resolve())
+    data_ix = index_store.empty_index(base.embedder["name"], base.dim, base.chunking)
+    chunks, vecs = [], []
+    for i, path in enumerate(sorted(folder.glob("*.txt"))):
+        text = path.read_text(encoding="utf-8")
+        doc = path.name
+        lang = ("ar", "en")[i % 2]
+        pos, n = 0, 0
+        parts = text.rstrip("\n").split("\n\n")
+        for k in range(0, len(parts), 2):
+            piece = "\n\n".join(parts[k:k + 2])
+            start = text.index(piece, pos)
+            chunks.append(Chunk(doc, start, start + len(piece), piece, lang, len(chunks)))
+            v = base.vectors[rng.integers(len(base.vectors))] + 0.6 * rng.normal(size=base.dim) / np.sqrt(base.dim)
+            vecs.append(v / np.linalg.norm(v))
+            pos = start
+            n += 1
+        data_ix.files[doc] = index_store.FileRecord(doc, source, str(path.resolve()), file_sha256(path), lang, n)
+        data_ix.texts[doc] = text
+    data_ix.chunks = chunks
+    data_ix.vectors = np.asarray(vecs, dtype=np.float32)
+    idx = work / "reingest-index"
+    index_store.write_index(data_ix, idx)
+
+    def edit(i: int) -> None:
+        p = folder / f"doc-{i:04d}.txt"
+        p.write_text(p.read_text(encoding="utf-8") + f"\nEdited {i} at {time.time()}.\n", encoding="utf-8")
+
+    # warm: an Assistant that already has the index in memory (the web app's "add documents")
+    asst = Assistant(index_dir=idx, sources=[source], embedder=emb, threads=threads)
+    asst.status()
+    edit(1)
+    start = now()
+    r1 = asst.ingest()
+    warm = now() - start
+    # cold: a fresh process would also read the index first (the CLI's `assistant ingest`)
+    edit(2)
+    asst2 = Assistant(index_dir=idx, sources=[source], embedder=emb, threads=threads)
+    start = now()
+    r2 = asst2.ingest()
+    cold = now() - start
+    # the part that is the embedding of the changed file
+    text = (folder / "doc-0002.txt").read_text(encoding="utf-8")
+    from assistant.chunk import chunk_document
+    from assistant.types import Document
+
+    pieces = chunk_document(Document("doc-0002.txt", "", text, "", "en"), count_tokens=emb.count_tokens,
+                            target_tokens=asst2.settings.chunk_tokens,
+                            overlap_sentences=asst2.settings.chunk_overlap)
+    start = now()
+    emb.embed_passages([p.text for p in pieces])
+    embed_one = now() - start
+    t.add(section, "collection", f"{n_files:,} files, {len(chunks):,} chunks",
+          "files of 6 shuffled XQuAD paragraphs; initial index with synthetic vectors; then one file edited")
+    t.add(section, "re-ingest one changed file, index in memory", f"{warm:.2f} s",
+          f"{r1.changed} changed, {r1.unchanged} unchanged, {r1.embedded} chunks embedded")
+    t.add(section, "re-ingest one changed file, fresh process", f"{cold:.2f} s",
+          f"includes reading the index; {r2.changed} changed, {r2.embedded} chunks embedded")
+    t.add(section, "of which embedding the changed file", f"{embed_one:.2f} s",
+          f"the rest: hashing {n_files:,} files, carrying the rest over, writing a new generation")
+    return {"warm": warm, "cold": cold}
+
+
+# ------------------------------------------------------------------------------------------------ 5. concurrency
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_concurrency(t: Table, asst: Any, questions: list[str], clients: int, seconds: float) -> dict:
+    section = "5. web API, concurrent clients"
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from gradio_client import Client
+
+    from assistant import web
+
+    port = free_port()
+    app = web.build_app(asst)
+    web.launch(app, "127.0.0.1", port, block=False, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        made = []
+        for _ in range(clients):
+            made.append(Client(url, verbose=False, download_files=False, analytics_enabled=False))
+        lat: list[float] = []
+        asked: list[str] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        start_gate = threading.Barrier(clients + 1)
+        stop_at = [0.0]
+
+        def run(i: int, client: Any) -> None:
+            rng = random.Random(i)
+            start_gate.wait()
+            while now() < stop_at[0]:
+                q = rng.choice(questions)
+                with lock:
+                    asked.append(q)
+                t0 = now()
+                try:
+                    text, cites = client.predict(q, 5, api_name="/ask")
+                    json.loads(cites)
+                    ok = bool(text)
+                except Exception as e:  # noqa: BLE001 - counted and reported
+                    ok = False
+                    with lock:
+                        errors.append(f"{type(e).__name__}: {e}")
+                dt = now() - t0
+                if ok:
+                    with lock:
+                        lat.append(dt)
+
+        threads = [threading.Thread(target=run, args=(i, c), daemon=True) for i, c in enumerate(made)]
+        for th in threads:
+            th.start()
+        stop_at[0] = now() + seconds
+        began = now()
+        start_gate.wait()
+        for th in threads:
+            th.join(timeout=seconds + 120)
+        elapsed = now() - began
+    finally:
+        app.close()
+    t.add(section, "setup", f"{clients} gradio_client clients, {seconds:.0f} s, 127.0.0.1",
+          f"each asks /ask (k=5) in a loop, questions drawn from {len(questions)} XQuAD questions (ar + en) over "
+          "the Arabic XQuAD index; app in this process")
+    t.add(section, "requests served", f"{len(lat)} ({len(lat) / elapsed:.1f}/s)",
+          f"{len(set(asked))} distinct questions among {len(asked)} asked: the rest were repeats (cached, warm); "
+          "Gradio runs one /ask at a time (its default concurrency limit), the others queue")
+    t.add(section, "errors", f"{len(errors)}", "goal 0" + (f"; first: {errors[0][:120]}" if errors else ""))
+    t.add(section, "latency p50 / p95", f"{ms(pct(lat, 50))} / {ms(pct(lat, 95))} ms",
+          "as seen by the client, queueing included")
+    return {"served": len(lat), "errors": len(errors), "p95": pct(lat, 95)}
+
+
+# ------------------------------------------------------------------------------------------------ 6. threads
+
+
+def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list[str]]) -> None:
+    """Question-time embedding on one thread (the rule in assistant/embed.py) against the library's default thread
+    count for everything (the behaviour before the rule)."""
+    import torch
+
+    from assistant import embed
+
+    section = "6. threads"
+    default = torch.get_num_threads()
+    rule = embed.SINGLE_THREAD_CHARS
+    res: dict[str, tuple[list[float], list[float]]] = {}
+    for label, limit in ((f"before: {default} threads (library default), batch {emb.batch_size}", 0),
+                         (f"now: 1 thread, batch {embed.SMALL_WORK_BATCH}", rule)):
+        embed.SINGLE_THREAD_CHARS = limit
+        q_lat, s_lat = [], []
+        try:
+            for q in questions:
+                clear_query_cache(emb)
+                start = now()
+                emb.embed_queries([q])
+                q_lat.append(now() - start)
+            for batch in sentences:
+                start = now()
+                emb.embed_passages(batch)
+                s_lat.append(now() - start)
+        finally:
+            embed.SINGLE_THREAD_CHARS = rule
+        res[label] = (q_lat, s_lat)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    t.add(section, "question embedding p50 / p95",
+          "; ".join(f"{k}: {ms(pct(v[0], 50))} / {ms(pct(v[0], 95))} ms" for k, v in res.items()),
+          f"{len(questions)} questions; load average {load}")
+    n_sent = np.mean([len(b) for b in sentences]) if sentences else 0
+    t.add(section, "candidate sentences of one answer, embedding p50 / p95",
+          "; ".join(f"{k}: {ms(pct(v[1], 50))} / {ms(pct(v[1], 95))} ms" for k, v in res.items()),
+          f"{len(sentences)} answers' sentence batches, {n_sent:.0f} sentences each on average")
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a smaller run (< 2 min)")
+    ap.add_argument("--xquad", default=str(DEFAULT_XQUAD), help="the XQuAD collection folder")
+    ap.add_argument("--out", default=None, help="markdown output (default: BENCHMARKS.md; quick: "
+                                                "bench/BENCHMARKS.quick.md)")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("ASSISTANT_THREADS", "0") or 0),
+                    help="Settings.threads for the assistant (0 = library default)")
+    ap.add_argument("--limit", type=int, default=None, help="questions per XQuAD pair (default 100; quick 10)")
+    ap.add_argument("--sizes", default=None, help="chunk counts, e.g. 1000,10000,100000 (quick: 1000,10000)")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: ingest,textbook,scale,reingest,"
+                                               "web,threads")
+    # internal: the scale worker
+    ap.add_argument("--worker-index", help=argparse.SUPPRESS)
+    ap.add_argument("--questions", help=argparse.SUPPRESS)
+    ap.add_argument("--answers", type=int, default=40, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker_index:
+        scale_worker(args)
+        return 0
+
+    quick = args.quick
+    limit = args.limit or (10 if quick else 100)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
+        [1_000, 10_000] if quick else [1_000, 10_000, 100_000])
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    out = Path(args.out) if args.out else (ROOT / "bench" / "BENCHMARKS.quick.md" if quick else ROOT / "BENCHMARKS.md")
+    xquad = Path(args.xquad)
+    if not (xquad / "documents.jsonl").is_file():
+        print(f"no XQuAD collection at {xquad}; give --xquad DIR", file=sys.stderr)
+        return 2
+    command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    began = now()
+    info = machine()
+    print(f"machine: {info}", flush=True)
+    t = Table()
+    work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
+    try:
+        from assistant.embed import load_embedder
+        from assistant.settings import Settings
+
+        settings = Settings.from_env()
+        start = now()
+        emb = load_embedder(settings.embedder, cache_dir=settings.cache_dir, threads=args.threads)
+        emb.embed_queries(["warm up"])
+        t.add("0. setup", "embedder load", f"{now() - start:.1f} s", f"{emb.name}, dim {emb.dim}, "
+              f"chunk_tokens {settings.chunk_tokens}, Settings.threads {args.threads} (0 = library default)")
+        data = prepare_data(xquad, work, 4 if quick else None, limit)
+        ing = bench_ingest(t, emb, data, work, args.threads, 2 if quick else 3)
+        assistants = ing["assistants"]
+        base = [assistants[lang]._load() for lang in ("ar", "en")]
+        questions_text = list(dict.fromkeys(q.question for q in data.questions))
+        summary: dict[str, Any] = {"ingest": ing}
+        if "textbook" not in skip:
+            summary["textbook"] = bench_textbook(t, emb, data, assistants, limit, 1000, 200)
+        if "scale" not in skip:
+            nq = 15 if quick else 100
+            scale_q = random.Random(11).sample(questions_text, min(nq, len(questions_text)))
+            summary["scale"] = bench_scale(t, sizes, base, data, work, scale_q, args.threads, 15 if quick else 30)
+        if "reingest" not in skip:
+            summary["reingest"] = bench_reingest(t, emb, base[0], data, work, 1000, args.threads)
+        if "web" not in skip:
+            ar_q = [q.question for q in data.questions if q.doc_lang == "ar"]
+            summary["web"] = bench_concurrency(t, assistants["ar"], list(dict.fromkeys(ar_q)), 20,
+                                               5.0 if quick else 20.0)
+        if "threads" not in skip:
+            asst = assistants["en"]
+            batches = []
+            for q in questions_text[:4 if quick else 12]:
+                passages = asst.retrieve(q)
+                batches.append([c.text for c in asst.answerer.candidates(passages)])
+            bench_threads(t, emb, questions_text[:10 if quick else 30], batches)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    total = now() - began
+    header = [
+        "# Benchmarks" if not quick else "# Benchmarks (quick run)",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores ({info['cores_usable']} usable), {info['ram']} RAM; "
+        f"load average at start {info['load']}. Python {info['python']}, torch {info['torch']} "
+        f"({info['torch_threads']} threads), faiss {info['faiss']}, bm25s {info['bm25s']}, sentence-transformers "
+        f"{info['sentence_transformers']}, numpy {info['numpy']}, langchain-community {info['langchain_community']}.",
+        "",
+        f"Command: `{command.strip()}` ({total / 60:.1f} min, {time.strftime('%Y-%m-%d %H:%M')}).",
+        "",
+    ]
+    text = "\n".join(header) + t.markdown() + "\n"
+    print()
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and out.resolve() == (ROOT / "BENCHMARKS.md").resolve():
+        # keep the hand-written part below the generated table
+        old = out.read_text(encoding="utf-8")
+        marker = "\n<!-- notes -->\n"
+        if marker in old:
+            text += marker + old.split(marker, 1)[1]
+    out.write_text(text, encoding="utf-8")
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
