@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -224,7 +224,7 @@ def bench_ingest(t: Table, emb: Any, data: Data, work: Path, threads: int, raw_e
     t.add(section, "ingest (load, chunk, embed, write)", f"{secs:.1f} s",
           f"{docs / secs:.2f} documents/s, {chunks / secs:.1f} chunks/s, {tokens / secs:.0f} tokens/s")
     t.add(section, "embedder alone, same chunk texts", f"{raw:.1f} s", f"{tokens / raw:.0f} tokens/s" + (
-        f"; measured on every {raw_every}th document ({sample_tokens:,} tokens), scaled" if raw_every > 1 else ""))
+        f"; measured on one document in {raw_every} ({sample_tokens:,} tokens), scaled" if raw_every > 1 else ""))
     t.add(section, "ingest time / raw embedding time", f"{secs / raw:.2f}x", "target: within 2x")
     return {"assistants": assistants, "ingest_s": secs, "raw_s": raw, "tokens": tokens}
 
@@ -495,8 +495,8 @@ def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData
     qfile = work / "scale-questions.json"
     qfile.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
     t.add(section, "setup",
-          f"{len(questions)} XQuAD questions (ar + en, mixed pairs) for retrieval, the first {min(answers, len(questions))} "
-          "of them for answers; k=5; each asked cold then warm",
+          f"{len(questions)} XQuAD questions (ar + en, mixed pairs) for retrieval, the first "
+          f"{min(answers, len(questions))} of them for answers; k=5; each asked cold then warm",
           f"index = the real XQuAD chunks ({sum(len(d.chunks) for d in base)}, real e5 vectors) + synthetic "
           f"documents of shuffled XQuAD paragraphs (~{chunk_chars} chars/chunk); synthetic vectors = random mixes "
           "of the real vectors of the chunks holding their paragraphs + Gaussian noise, not real embeddings; "
@@ -530,7 +530,8 @@ def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
-            t.add(section, f"{size:,} chunks", "FAILED", " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]))
+            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+            t.add(section, f"{size:,} chunks", "FAILED", " ".join(last))
             continue
         r = json.loads(lines[-1][len("RESULT "):])
         found[(size, kind)] = r
@@ -538,7 +539,8 @@ def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData
         label = f"{size:,} chunks" + (" (exact, before)" if kind == "exact" else "")
         t.add(section, f"{label}: index", f"{r['faiss']}, {human_bytes(disk)} on disk",
               f"built in {made:.1f} s, written in {wrote:.1f} s (includes building the faiss index)")
-        t.add(section, f"{label}: load", f"{r['read_s'] + r['retriever_s']:.2f} s, RSS +{human_bytes(r['rss_delta'])}",
+        t.add(section, f"{label}: load",
+              f"{r['read_s'] + r['retriever_s']:.2f} s, RSS +{human_bytes(r['rss_delta'])}",
               f"read meta.json + vectors.faiss {r['read_s']:.2f} s; BM25 + retriever {r['retriever_s']:.2f} s")
         t.add(section, f"{label}: retrieve p50 / p95", f"cold {ms(L['retrieve_cold'][0])} / "
               f"{ms(L['retrieve_cold'][1])} ms; warm {ms(L['retrieve_warm'][0])} / {ms(L['retrieve_warm'][1])} ms",
@@ -846,7 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Command: `{command.strip()}` ({total / 60:.1f} min, {time.strftime('%Y-%m-%d %H:%M')}).",
         "",
     ]
-    text = "\n".join(header) + t.markdown() + "\n"
+    text = "\n".join(header) + "\n" + t.markdown() + "\n"
     print()
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
