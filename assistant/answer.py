@@ -8,14 +8,13 @@ the original document. When even the best evidence is weak the answer is a refus
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .chunk import split_sentences
+from .embed import PassageVectorCache
 from .normalize import detect_language, normalize, tokenize
 from .types import Answer, Citation, Language, ScoredChunk
 
@@ -92,9 +91,8 @@ class ExtractiveAnswerer:
     def __init__(self, embedder: Any, params: AnswerParams | None = None, cache_size: int = 20_000) -> None:
         self.embedder = embedder
         self.params = params or AnswerParams()
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        # sentence vectors, remembered across questions (the same passages come back often)
+        self._sentence_vectors = PassageVectorCache(embedder, cache_size)
 
     # -- public ---------------------------------------------------------------------------------------------------
     def answer(
@@ -151,24 +149,6 @@ class ExtractiveAnswerer:
         return RunnableLambda(lambda inp: self.answer(inp["question"], inp["passages"]), name="ExtractiveAnswerer")
 
     # -- scoring --------------------------------------------------------------------------------------------------
-    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        """Passage embeddings of sentences, remembered across questions (the same passages come back often)."""
-        with self._cache_lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            fresh = self.embedder.embed_passages(missing)
-            with self._cache_lock:
-                for t, v in zip(missing, fresh):
-                    self._cache[t] = v
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        with self._cache_lock:
-            for t in texts:
-                if t in self._cache:
-                    self._cache.move_to_end(t)
-            return np.stack([self._cache[t] if t in self._cache else self.embedder.embed_passages([t])[0]
-                             for t in texts])
-
     def candidates(self, passages: Sequence[ScoredChunk]) -> list[Candidate]:
         seen: set[tuple[str, int, int]] = set()
         out: list[Candidate] = []

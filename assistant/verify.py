@@ -19,14 +19,13 @@ The thresholds were measured with ``scripts/calibrate_citations.py`` (see ``Veri
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from .chunk import split_sentences
+from .embed import PassageVectorCache
 from .normalize import detect_language, normalize, tokenize
 from .types import ScoredChunk
 
@@ -240,31 +239,7 @@ class CitationVerifier:
         self.embedder = embedder
         self.params = params or VerifyParams()
         self.max_window = max_window
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _embed_windows(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            vecs = self.embedder.embed_passages(missing)
-            with self._lock:
-                for t, v in zip(missing, vecs):
-                    self._cache[t] = v
-                while len(self._cache) > self.CACHE_SIZE:
-                    self._cache.popitem(last=False)
-                fresh = dict(zip(missing, vecs))
-        else:
-            fresh = {}
-        with self._lock:
-            out = []
-            for t in texts:
-                v = fresh.get(t)
-                if v is None:
-                    v = self._cache[t]
-                    self._cache.move_to_end(t)
-                out.append(v)
-        return np.stack(out).astype(np.float32, copy=False)
+        self._embed_windows = PassageVectorCache(embedder, self.CACHE_SIZE)
 
     def claim_numbers(self, text: str) -> set[str]:
         """The numbers of a claim that must occur in a passage citing it (normalised: ٢٠١٣ → 2013, 2,700 → 2700)."""
