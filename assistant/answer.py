@@ -13,9 +13,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .chunk import split_sentences
+from .chunk import chunk_sentences
 from .embed import PassageVectorCache
-from .normalize import detect_language, normalize, tokenize
+from .normalize import detect_language, tokenize
 from .types import Answer, Citation, Language, ScoredChunk
 
 REFUSAL = {
@@ -103,14 +103,17 @@ class ExtractiveAnswerer:
         query_vector: np.ndarray | None = None,
         language: Language | None = None,
         idf: Callable[[str], float] | None = None,
+        sentences: Any = None,
     ) -> Answer:
+        """``sentences``: the index's ``SentenceVectors``; the passages' sentences are then taken from it rather
+        than embedded now (passages it does not hold are embedded, and their vectors cached)."""
         language = language or detect_language(question)
         if not passages:
             return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name)
         if query_vector is None:
             query_vector = self.embedder.embed_queries([question])[0]
         p = self.params
-        scored = self.score_candidates(question, passages, query_vector, language, idf)
+        scored = self.score_candidates(question, passages, query_vector, language, idf, sentences)
         if not scored:
             return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name)
         best_score, best, best_conf = scored[0]
@@ -149,20 +152,25 @@ class ExtractiveAnswerer:
         return RunnableLambda(lambda inp: self.answer(inp["question"], inp["passages"]), name="ExtractiveAnswerer")
 
     # -- scoring --------------------------------------------------------------------------------------------------
-    def candidates(self, passages: Sequence[ScoredChunk]) -> list[Candidate]:
+    def candidates(self, passages: Sequence[ScoredChunk], sentences: Any = None) -> list[Candidate]:
+        return [c for c, _ in self._candidates(passages, sentences)]
+
+    def _candidates(self, passages: Sequence[ScoredChunk], sentences: Any) -> list[tuple[Candidate, Any]]:
+        """Candidates with their stored vector (None: to be embedded)."""
         seen: set[tuple[str, int, int]] = set()
-        out: list[Candidate] = []
+        out: list[tuple[Candidate, Any]] = []
         for rank, p in enumerate(passages[: self.params.passages_considered]):
-            for s, e in split_sentences(p.text):
+            spans = chunk_sentences(p.text)
+            vectors = _stored_vectors(p, spans, sentences)
+            for j, (s, e) in enumerate(spans):
                 start, end = p.start + s, p.start + e
                 key = (p.doc, start, end)
                 if key in seen:
                     continue
                 seen.add(key)
                 text = p.text[s:e]
-                if not _has_letters_or_digits(text):
-                    continue
-                out.append(Candidate(p.doc, start, end, text, detect_language(text), rank, p))
+                out.append((Candidate(p.doc, start, end, text, detect_language(text), rank, p),
+                            None if vectors is None else vectors[j]))
         return out
 
     def features(
@@ -172,12 +180,16 @@ class ExtractiveAnswerer:
         query_vector: np.ndarray,
         language: str,
         idf: Callable[[str], float] | None = None,
+        sentences: Any = None,
     ) -> list[dict]:
         """The evidence features of every candidate sentence (each dict also holds its ``candidate``)."""
-        cands = self.candidates(passages)
-        if not cands:
+        pairs = self._candidates(passages, sentences)
+        if not pairs:
             return []
-        vecs = self._sentence_vectors([c.text for c in cands])
+        cands = [c for c, _ in pairs]
+        missing = [i for i, (_, v) in enumerate(pairs) if v is None]
+        fresh = iter(self._sentence_vectors([cands[i].text for i in missing]) if missing else [])
+        vecs = np.stack([v if v is not None else next(fresh) for _, v in pairs]).astype(np.float32, copy=False)
         dense = vecs @ np.asarray(query_vector, np.float32)
         q_tokens = set(tokenize(question))
         weight = idf or (lambda t: 1.0)
@@ -213,6 +225,7 @@ class ExtractiveAnswerer:
         query_vector: np.ndarray,
         language: str,
         idf: Callable[[str], float] | None = None,
+        sentences: Any = None,
     ) -> list[tuple[float, Candidate, float]]:
         """(score, candidate, confidence) for every candidate sentence, best first.
 
@@ -221,7 +234,7 @@ class ExtractiveAnswerer:
         """
         p = self.params
         results = []
-        for f in self.features(question, passages, query_vector, language, idf):
+        for f in self.features(question, passages, query_vector, language, idf, sentences):
             score = (
                 f["dense"] + p.w_lexical * f["icoverage"] + p.w_type * f["type"] - p.w_rank * f["rank"]
             )
@@ -242,5 +255,13 @@ def _overlaps(a: Candidate, b: Candidate) -> bool:
     return a.doc == b.doc and a.start < b.end and b.start < a.end
 
 
-def _has_letters_or_digits(text: str) -> bool:
-    return any(ch.isalnum() for ch in normalize(text))
+def _stored_vectors(passage: ScoredChunk, spans: list[tuple[int, int]], sentences: Any) -> np.ndarray | None:
+    """The vectors of the passage's sentences from the index's store; None when the store does not hold exactly
+    these sentences for this chunk (no store, or one from another version of the index)."""
+    if sentences is None:
+        return None
+    cid = passage.chunk.chunk_id
+    if not 0 <= cid < sentences.n_chunks:
+        return None
+    stored, vectors = sentences.for_chunk(cid)
+    return vectors if stored == spans else None

@@ -147,7 +147,8 @@ class Assistant:
                 self._retriever = HybridRetriever(
                     data.chunks, data.vectors, self.embedder, candidates=s.candidates, lexical_scale=s.lexical_scale,
                     lexical_weight_same_language=s.lexical_weight_same_language,
-                    lexical_weight_cross_language=s.lexical_weight_cross_language, faiss_index=data.faiss_index,
+                    lexical_weight_cross_language=s.lexical_weight_cross_language, sentence_weight=s.sentence_weight,
+                    faiss_index=data.faiss_index, bm25=data.bm25, sentences=data.sentences,
                 )
             return self._retriever
 
@@ -229,8 +230,12 @@ class Assistant:
                 progress("embed", 0, total)
             new_data, counts = index_store.update_index(
                 data, found, scanned, load=load, chunk=chunk, embed=self.embedder.embed_passages, progress=step,
+                sentences=self.settings.sentence_vectors,
             )
-            changed_anything = any(counts[k] for k in ("added", "changed", "removed")) or rebuild
+            changed_anything = (
+                any(counts[k] for k in ("added", "changed", "removed", "sentences_embedded")) or rebuild
+                or (data.sentences is not None) != (new_data.sentences is not None)
+            )
             if changed_anything or not index_store.index_exists(self.index_dir):
                 index_store.write_index(new_data, self.index_dir)
             self._set_data(new_data)
@@ -238,7 +243,7 @@ class Assistant:
             return IngestReport(
                 added=counts["added"], changed=counts["changed"], removed=counts["removed"],
                 unchanged=counts["unchanged"], chunks=len(new_data.chunks), embedded=counts["embedded"],
-                skipped=tuple(warnings),
+                skipped=tuple(warnings), sentences_embedded=counts["sentences_embedded"],
             )
 
     def _existing_for_ingest(self, rebuild: bool) -> index_store.IndexData:
@@ -352,7 +357,7 @@ class Assistant:
         passages = retriever.retrieve(query, k, query_vector=qvec)
         if generative is None:
             a = self.answerer.answer(question, passages, query_vector=answer_vec, language=language,
-                                     idf=retriever.idf)
+                                     idf=retriever.idf, sentences=retriever.sentences)
             yield a.text
             yield a
             return
@@ -371,6 +376,7 @@ class Assistant:
             "index_dir": str(self.index_dir),
             "documents": len(data.files),
             "chunks": len(data.chunks),
+            "sentence_vectors": None if data.sentences is None else len(data.sentences),
             "embedder": data.embedder,
             "chunking": data.chunking,
             "updated": data.updated,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from .normalize import detect_language, is_arabic_letter
+from .normalize import detect_language, is_arabic_letter, normalize
 from .types import Chunk, Document
 
-__all__ = ["split_sentences", "split_clauses", "chunk_document", "ABBREVIATIONS"]
+__all__ = ["split_sentences", "split_clauses", "chunk_document", "chunk_sentences", "ABBREVIATIONS"]
 
 Span = tuple[int, int]
 CountTokens = Callable[[str], int]
@@ -105,6 +105,13 @@ def split_sentences(text: str) -> list[Span]:
     if span:
         spans.append(span)
     return spans
+
+
+def chunk_sentences(text: str) -> list[Span]:
+    """The sentences of a passage that can answer or be cited: ``split_sentences`` without the spans that hold
+    no letter or digit (a lone dash or bullet). The index stores a vector for each of them (see
+    ``index.SentenceVectors``) and the extractive answerer picks among them, so both must use this rule."""
+    return [(s, e) for s, e in split_sentences(text) if any(ch.isalnum() for ch in normalize(text[s:e]))]
 
 
 def split_clauses(text: str, start: int = 0, end: int | None = None) -> list[Span]:

@@ -98,8 +98,8 @@ def ingest(
         return
     typer.echo(
         f"indexed into {settings.index_dir}: {report.added} added, {report.changed} changed, "
-        f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} chunks embedded, "
-        f"{report.chunks} chunks in the index"
+        f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} chunks and "
+        f"{report.sentences_embedded} sentences embedded, {report.chunks} chunks in the index"
     )
     if report.chunks == 0:
         _fail("no documents could be indexed", code=1)
@@ -207,6 +207,10 @@ def status(index: Optional[Path] = IndexOpt, embedder: Optional[str] = EmbedderO
     typer.echo(f"embedder:  {data.embedder['name']} (dim {data.embedder['dim']})")
     typer.echo(f"documents: {len(data.files)}")
     typer.echo(f"chunks:    {len(data.chunks)}")
+    if data.sentences is not None:
+        typer.echo(f"sentences: {len(data.sentences)} vectors")
+    else:
+        typer.echo("sentences: no vectors stored (answers embed sentences when asked; `assistant ingest` adds them)")
     for rec in sorted(data.files.values(), key=lambda r: r.doc):
         typer.echo(f"  {rec.doc}  [{rec.language}]  {rec.n_chunks} chunks")
 

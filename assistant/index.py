@@ -8,10 +8,16 @@ Layout of an index folder::
         vectors.faiss       faiss.write_index of an inner-product index over L2-normalised vectors: exact
                             (IndexFlatIP) up to HNSW_MIN_VECTORS vectors, HNSW (IndexHNSWFlat) above
         meta.json           manifest (format, embedder, chunking, files) + documents + chunks
+        sentences.npy       float16 (n, dim): a vector for every sentence of every chunk (optional)
+        sentence_spans.npy  int32 (n, 3): chunk id, start, end of each of those sentences in the chunk's text
+        bm25/               the keyword index over the chunks (bm25s' own format: .npy arrays + JSON)
+
+Format 1 (no sentence vectors, no stored keyword index) is still read: the keyword index is then built while
+loading, and the answerer embeds sentences when asked; the next ingest writes format 2.
 
 A write builds a complete new generation beside the live one and then atomically points ``CURRENT`` at it, so a
-crash at any moment leaves the previous index intact. Loading reads JSON and faiss' own format only: nothing is
-ever unpickled.
+crash at any moment leaves the previous index intact. Loading reads JSON, faiss' own format and ``.npy`` arrays
+with ``allow_pickle=False``: nothing is ever unpickled.
 """
 from __future__ import annotations
 
@@ -26,12 +32,18 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from .chunk import chunk_sentences
+from .normalize import TOKENIZER_VERSION, tokenize
 from .types import Chunk, Document
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 CURRENT = "CURRENT"
 META = "meta.json"
 VECTORS = "vectors.faiss"
+SENTENCE_VECTORS = "sentences.npy"
+SENTENCE_SPANS = "sentence_spans.npy"
+BM25_DIR = "bm25"
 
 # Exact search (IndexFlatIP) scans every vector: ~11 ms per question at 100k chunks on one core, growing linearly.
 # From this many vectors on, the index is an HNSW graph over the same vectors instead, ~2-3 ms per question at
@@ -67,6 +79,96 @@ class FileRecord:
     n_chunks: int
 
 
+class SentenceVectors:
+    """A vector for every sentence of every chunk (``chunk.chunk_sentences``), embedded as passages at ingest.
+
+    The answerer picks among these sentences and the retriever scores a chunk also by its best sentence, so with
+    them stored, asking a question embeds only the question. ``spans`` holds ``(chunk id, start, end)`` per row,
+    offsets into the chunk's text, sorted by chunk id and in text order within a chunk; ``vectors`` the rows'
+    L2-normalised vectors as float16 (half the disk and memory of float32; cosines move by < 1e-3). Both may be
+    memory-mapped.
+    """
+
+    def __init__(self, spans: np.ndarray, vectors: np.ndarray, n_chunks: int) -> None:
+        spans = np.asarray(spans)
+        if spans.ndim != 2 or spans.shape[1] != 3 or len(spans) != len(vectors):
+            raise ValueError(f"sentence spans {spans.shape} do not match sentence vectors {vectors.shape}")
+        if len(spans) and (spans[0, 0] < 0 or spans[-1, 0] >= n_chunks or (np.diff(spans[:, 0]) < 0).any()):
+            raise ValueError("sentence spans are not sorted by chunk id within the index")
+        self.spans = spans
+        self.vectors = vectors
+        self.n_chunks = int(n_chunks)
+        self.indptr = np.searchsorted(spans[:, 0], np.arange(self.n_chunks + 1)).astype(np.int64)
+
+    @classmethod
+    def build(cls, per_chunk: Sequence[tuple[list[tuple[int, int]], np.ndarray]], dim: int) -> "SentenceVectors":
+        """From ``(spans, vectors)`` per chunk, in chunk-id order."""
+        spans = [
+            np.array([(cid, s, e) for s, e in chunk_spans], dtype=np.int32).reshape(-1, 3)
+            for cid, (chunk_spans, _) in enumerate(per_chunk)
+        ]
+        vecs = [np.asarray(v, dtype=np.float16).reshape(-1, dim) for _, v in per_chunk]
+        return cls(
+            np.concatenate(spans) if spans else np.zeros((0, 3), np.int32),
+            np.concatenate(vecs) if vecs else np.zeros((0, dim), np.float16),
+            len(per_chunk),
+        )
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def for_chunk(self, chunk_id: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """The sentences of one chunk: spans in its text, and their vectors as float32."""
+        a, b = int(self.indptr[chunk_id]), int(self.indptr[chunk_id + 1])
+        return (
+            [(int(s), int(e)) for s, e in self.spans[a:b, 1:3].tolist()],
+            np.asarray(self.vectors[a:b], dtype=np.float32),
+        )
+
+    def best(self, chunk_ids: Sequence[int], query_vector: np.ndarray) -> np.ndarray:
+        """For each chunk, the highest cosine similarity of one of its sentences to the query (NaN: none)."""
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        out = np.full(len(ids), np.nan, dtype=np.float32)
+        if not len(ids) or not len(self.spans):
+            return out
+        starts, ends = self.indptr[ids], self.indptr[ids + 1]
+        lengths = ends - starts
+        has = lengths > 0
+        if not has.any():
+            return out
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts[has], ends[has])])
+        sims = np.asarray(self.vectors[rows], dtype=np.float32) @ np.asarray(query_vector, np.float32)
+        offsets = np.concatenate([[0], np.cumsum(lengths[has])[:-1]])
+        out[has] = np.maximum.reduceat(sims, offsets)
+        return out
+
+    def select(self, keep_chunks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Spans and vectors of the chunks ``keep_chunks`` (old ids, increasing), renumbered 0, 1, ... in order."""
+        remap = np.full(self.n_chunks, -1, dtype=np.int64)
+        remap[np.asarray(keep_chunks, dtype=np.int64)] = np.arange(len(keep_chunks))
+        mask = remap[self.spans[:, 0]] >= 0 if len(self.spans) else np.zeros(0, bool)
+        spans = np.array(self.spans[mask], dtype=np.int32).reshape(-1, 3)
+        spans[:, 0] = remap[spans[:, 0]]
+        return spans, np.array(self.vectors[mask], dtype=np.float16)
+
+
+def sentence_texts(chunk: Chunk) -> tuple[list[tuple[int, int]], list[str]]:
+    """The sentences of ``chunk`` that get a vector: spans in its text, and their texts."""
+    spans = chunk_sentences(chunk.text)
+    return spans, [chunk.text[s:e] for s, e in spans]
+
+
+def build_bm25(chunks: Sequence[Chunk]):
+    """The keyword index over the chunks' normalised tokens (``normalize.tokenize``); None when there are none."""
+    import bm25s
+
+    if not chunks:
+        return None
+    bm25 = bm25s.BM25()
+    bm25.index([tokenize(c.text) for c in chunks], show_progress=False)
+    return bm25
+
+
 @dataclass
 class IndexData:
     """An index in memory: what ``load_index`` returns and ``write_index`` writes."""
@@ -79,9 +181,12 @@ class IndexData:
     vectors: np.ndarray  # float32 (n_chunks, dim)
     created: float = 0.0
     updated: float = 0.0
-    # the faiss index over ``vectors`` as read or written (None: not built yet); reused by the retriever so that
-    # loading does not build it a second time
+    # vectors of the chunks' sentences (None: not computed; the answerer then embeds sentences when asked)
+    sentences: SentenceVectors | None = field(default=None, repr=False, compare=False)
+    # the faiss and BM25 indexes over the chunks as read or written (None: not built yet); reused by the retriever
+    # so that loading does not build them a second time
     faiss_index: Any = field(default=None, repr=False, compare=False)
+    bm25: Any = field(default=None, repr=False, compare=False)
 
     @property
     def dim(self) -> int:
@@ -96,6 +201,8 @@ class IndexData:
             "updated": self.updated,
             "n_documents": len(self.files),
             "n_chunks": len(self.chunks),
+            "n_sentence_vectors": None if self.sentences is None else len(self.sentences),
+            "tokenizer": TOKENIZER_VERSION,
         }
 
 
@@ -110,6 +217,7 @@ def empty_index(embedder_name: str, dim: int, chunking: dict) -> IndexData:
         vectors=np.zeros((0, dim), dtype=np.float32),
         created=now,
         updated=now,
+        sentences=SentenceVectors.build([], dim),
     )
 
 
@@ -150,10 +258,10 @@ def _read_meta(gen: Path) -> dict:
             meta = json.load(f)
     except (OSError, ValueError) as e:
         raise IndexStoreError(f"cannot read {gen / META}: {e}; rebuild with `assistant ingest --rebuild`") from None
-    if meta.get("manifest", {}).get("format") != FORMAT_VERSION:
+    if meta.get("manifest", {}).get("format") not in READABLE_FORMATS:
         raise IndexStoreError(
             f"{gen} has index format {meta.get('manifest', {}).get('format')!r}, this version reads "
-            f"{FORMAT_VERSION}; rebuild with `assistant ingest --rebuild`"
+            f"{', '.join(map(str, READABLE_FORMATS))}; rebuild with `assistant ingest --rebuild`"
         )
     return meta
 
@@ -195,6 +303,8 @@ def load_index(index_dir: str | Path) -> IndexData:
         )
     vectors = findex.reconstruct_n(0, findex.ntotal) if findex.ntotal else np.zeros((0, findex.d), np.float32)
     _tune(findex)
+    sentences = _read_sentences(gen, len(chunks), findex.d)
+    bm25 = _read_bm25(gen, len(chunks)) if manifest.get("tokenizer") == TOKENIZER_VERSION else None
     return IndexData(
         embedder=manifest["embedder"],
         chunking=manifest.get("chunking", {}),
@@ -204,8 +314,40 @@ def load_index(index_dir: str | Path) -> IndexData:
         vectors=np.ascontiguousarray(vectors, dtype=np.float32),
         created=manifest.get("created", 0.0),
         updated=manifest.get("updated", 0.0),
+        sentences=sentences,
         faiss_index=findex,
+        bm25=bm25,
     )
+
+
+def _read_sentences(gen: Path, n_chunks: int, dim: int) -> SentenceVectors | None:
+    spans_path, vectors_path = gen / SENTENCE_SPANS, gen / SENTENCE_VECTORS
+    if not spans_path.exists() and not vectors_path.exists():
+        return None
+    try:
+        spans = np.load(spans_path, allow_pickle=False)
+        vectors = np.load(vectors_path, allow_pickle=False, mmap_mode="r")
+        if vectors.ndim != 2 or vectors.shape[1] != dim:
+            raise ValueError(f"sentence vectors have shape {vectors.shape}, the index has dim {dim}")
+        return SentenceVectors(spans, vectors, n_chunks)
+    except (OSError, ValueError) as e:
+        raise IndexStoreError(f"cannot read the sentence vectors in {gen}: {e}; rebuild the index") from None
+
+
+def _read_bm25(gen: Path, n_chunks: int):
+    """The stored keyword index, memory-mapped; None when there is none (it is then built from the chunks)."""
+    folder = gen / BM25_DIR
+    if not folder.is_dir():
+        return None
+    import bm25s
+
+    try:
+        bm25 = bm25s.BM25.load(folder, mmap=True, allow_pickle=False, load_corpus=False, show_progress=False)
+    except (OSError, ValueError, KeyError) as e:
+        raise IndexStoreError(f"cannot read the keyword index in {folder}: {e}; rebuild the index") from None
+    if int(bm25.scores.get("num_docs", -1)) != n_chunks:
+        raise IndexStoreError(f"{folder} does not match the chunks ({n_chunks}); rebuild the index")
+    return bm25
 
 
 # ----------------------------------------------------------------------------------------------------- writing
@@ -245,9 +387,17 @@ def write_index(data: IndexData, index_dir: str | Path) -> Path:
     final = root / f"gen-{number:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-gen-", dir=root))
     try:
+        if data.sentences is not None and data.sentences.n_chunks != len(data.chunks):
+            raise ValueError(f"sentence vectors for {data.sentences.n_chunks} chunks, the index has {len(data.chunks)}")
         data.updated = time.time()
         built = build_faiss(data.vectors)
         faiss.write_index(built, str(tmp / VECTORS))
+        if data.sentences is not None:
+            np.save(tmp / SENTENCE_SPANS, np.asarray(data.sentences.spans, np.int32), allow_pickle=False)
+            np.save(tmp / SENTENCE_VECTORS, np.asarray(data.sentences.vectors, np.float16), allow_pickle=False)
+        bm25 = build_bm25(data.chunks)
+        if bm25 is not None:
+            bm25.save(tmp / BM25_DIR, allow_pickle=False, show_progress=False)
         meta = {
             "manifest": data.manifest(),
             "documents": [
@@ -261,11 +411,11 @@ def write_index(data: IndexData, index_dir: str | Path) -> Path:
         }
         with open(tmp / META, "w", encoding="utf-8") as f:
             json.dump(meta, f, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
+        _fsync_tree(tmp)
         os.replace(tmp, final)
         _atomic_write_text(root / CURRENT, final.name + "\n")
         data.faiss_index = built
+        data.bm25 = bm25
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -276,6 +426,18 @@ def write_index(data: IndexData, index_dir: str | Path) -> Path:
         if old.is_dir() and (old.name.startswith("gen-") or old.name.startswith(".tmp-gen-")):
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder`` to disk, so that the rename that publishes it never exposes a partly
+    written file after a power loss."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _gen_number(name: str) -> int:
@@ -323,16 +485,19 @@ def update_index(
     chunk: Callable[[Document], list[Chunk]],
     embed: Callable[[list[str]], np.ndarray],
     progress: Callable[[int], None] | None = None,
+    sentences: bool = True,
 ) -> tuple[IndexData, dict]:
     """Bring ``data`` up to date with the files ``found`` under ``scanned_sources``.
 
     Unchanged files (same content hash) keep their chunks and vectors; new or changed files are parsed, chunked and
     embedded; files that were indexed from a scanned source but are no longer there are dropped. Documents from
-    sources not scanned this time are kept. Returns the new data and counts.
+    sources not scanned this time are kept. With ``sentences``, every chunk's sentences get vectors too (embedded
+    with the chunks of their file, each distinct sentence once; for an index that has none yet, the kept chunks'
+    sentences are embedded as well). Returns the new data and counts.
     """
     scanned = {str(s) for s in scanned_sources}
     found_by_doc = {f.doc: f for f in found}
-    counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0, "embedded": 0}
+    counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0, "embedded": 0, "sentences_embedded": 0}
 
     keep_docs: set[str] = set()
     to_parse: list[SourceFile] = []
@@ -360,6 +525,15 @@ def update_index(
     new_vectors = [data.vectors[kept_rows]] if kept_rows else []
     files = {d: r for d, r in data.files.items() if d in keep_docs}
     texts = {d: data.texts[d] for d in keep_docs}
+    sentence_spans: list[np.ndarray] = []
+    sentence_vectors: list[np.ndarray] = []
+    if sentences and data.sentences is not None:
+        spans, vecs = data.sentences.select(kept_rows)
+        sentence_spans.append(spans)
+        sentence_vectors.append(vecs)
+    batcher = _SentenceBatcher(embed, data.dim) if sentences else None
+    if batcher is not None and data.sentences is None:  # an index written without sentence vectors: add them
+        batcher.add(new_chunks, 0)
 
     for f in to_parse:
         document = load(f)
@@ -372,6 +546,8 @@ def update_index(
             continue
         pieces = chunk(document)
         vecs = embed([c.text for c in pieces]) if pieces else np.zeros((0, data.dim), np.float32)
+        if batcher is not None:
+            batcher.add(pieces, len(new_chunks))
         if vecs.shape[1] != data.dim:
             raise IndexMismatchError(f"embedder returned dim {vecs.shape[1]}, index has {data.dim}")
         counts["embedded"] += len(pieces)
@@ -387,8 +563,77 @@ def update_index(
         for i, c in enumerate(new_chunks)
     ]
     vectors = np.concatenate(new_vectors) if new_vectors else np.zeros((0, data.dim), np.float32)
+    store = None
+    if batcher is not None:
+        spans, vecs, counts["sentences_embedded"] = batcher.finish()
+        sentence_spans.append(spans)
+        sentence_vectors.append(vecs)
+        store = SentenceVectors(
+            np.concatenate(sentence_spans) if sentence_spans else np.zeros((0, 3), np.int32),
+            np.concatenate(sentence_vectors) if sentence_vectors else np.zeros((0, data.dim), np.float16),
+            len(chunks),
+        )
     out = IndexData(
         embedder=data.embedder, chunking=data.chunking, files=files, texts=texts, chunks=chunks,
         vectors=np.ascontiguousarray(vectors, dtype=np.float32), created=data.created, updated=data.updated,
+        sentences=store,
     )
     return out, counts
+
+
+def _sentence_table(chunks: Sequence[Chunk], first_id: int) -> tuple[np.ndarray, list[str], list[int]]:
+    """Spans ``(chunk id, start, end)`` of the chunks' sentences, the distinct sentence texts, and each span's
+    index into those texts (overlapping chunks share sentences: each is embedded once)."""
+    rows: list[tuple[int, int, int]] = []
+    distinct: dict[str, int] = {}
+    which: list[int] = []
+    for offset, c in enumerate(chunks):
+        spans, sentence_texts_ = sentence_texts(c)
+        for (s, e), text in zip(spans, sentence_texts_):
+            rows.append((first_id + offset, s, e))
+            which.append(distinct.setdefault(text, len(distinct)))
+    return np.array(rows, dtype=np.int32).reshape(-1, 3), list(distinct), which
+
+
+class _SentenceBatcher:
+    """Collects the sentences of chunks as files are embedded and embeds them in large batches.
+
+    A batch is padded to its longest text, so sentences are embedded apart from the chunks (mixed with 300-token
+    chunks they cost several times more: measured 2.7 s together against 0.7 + 0.6 s apart), and many files'
+    sentences together: sorted by length across files they pad less and run on all threads (measured on 12 XQuAD
+    documents: 4.8 s in one call against 7.4 s file by file). Each distinct sentence text is embedded once.
+    """
+
+    FLUSH = 1024  # distinct sentences waiting before they are embedded
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], dim: int) -> None:
+        self.embed, self.dim = embed, dim
+        self.spans: list[np.ndarray] = []
+        self.which: list[int] = []
+        self.distinct: dict[str, int] = {}
+        self.done: list[np.ndarray] = []  # vectors of distinct[0:n_done], float16
+        self.n_done = 0
+
+    def add(self, chunks: Sequence[Chunk], first_id: int) -> None:
+        for offset, c in enumerate(chunks):
+            spans, texts = sentence_texts(c)
+            self.spans.append(np.array([(first_id + offset, s, e) for s, e in spans], np.int32).reshape(-1, 3))
+            self.which.extend(self.distinct.setdefault(t, len(self.distinct)) for t in texts)
+        if len(self.distinct) - self.n_done >= self.FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        todo = list(self.distinct)[self.n_done:]
+        if todo:
+            vecs = np.asarray(self.embed(todo))
+            if vecs.shape[1] != self.dim:
+                raise IndexMismatchError(f"embedder returned dim {vecs.shape[1]}, index has {self.dim}")
+            self.done.append(vecs.astype(np.float16))
+            self.n_done += len(todo)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """Spans, vectors (float16) and the number of sentences embedded."""
+        self._flush()
+        vecs = np.concatenate(self.done) if self.done else np.zeros((0, self.dim), np.float16)
+        spans = np.concatenate(self.spans) if self.spans else np.zeros((0, 3), np.int32)
+        return spans, vecs[np.asarray(self.which, dtype=np.int64)].reshape(-1, self.dim), self.n_done

@@ -230,6 +230,11 @@ def _number_tokens(raw: str) -> list[str]:
     return [part for part in raw.split(",") if part]  # a list like "1,2,3", not a number
 
 
+# Recorded with every stored keyword index; change it whenever ``tokenize`` gives different tokens, so that indexes
+# written before are re-tokenised when loaded instead of being searched with tokens they do not hold.
+TOKENIZER_VERSION = 1
+
+
 def tokenize(text: str) -> list[str]:
     """Tokens for lexical (BM25) matching, in order of appearance.
 

@@ -32,12 +32,16 @@ class Settings:
     # chunking
     chunk_tokens: int = 300  # target chunk size in model tokens (e5 reads at most 512)
     chunk_overlap: int = 1  # sentences shared by neighbouring chunks
+    # a vector for every sentence, computed at ingest (about twice the embedding work): answers then embed only the
+    # question, and retrieval also scores a chunk by its best sentence. Off: faster ingest, slower answers
+    sentence_vectors: bool = True
     # retrieval
     k: int = 5
     candidates: int = 50  # per retriever, before fusion
     lexical_scale: float = 0.06  # weight of BM25 (relative to the best hit) added to cosine similarity
     lexical_weight_same_language: float = 1.0
     lexical_weight_cross_language: float = 0.15
+    sentence_weight: float = 1.0  # weight of a chunk's best sentence similarity (needs sentence_vectors)
     # answering
     backend: str = "extractive"  # or openai:MODEL, ollama:MODEL, llamacpp:PATH.gguf (see assistant/generate.py)
     base_url: str = ""  # the server of an openai / ollama backend, e.g. http://127.0.0.1:8080/v1
@@ -67,6 +71,13 @@ class Settings:
 
 def _parse(name: str, type_: object, raw: str):
     t = str(type_)
+    if t.startswith("bool"):
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"ASSISTANT_{name.upper()}={raw!r} is not a valid bool (use 1/0, true/false, yes/no)")
     try:
         if t.startswith("int"):
             return int(raw)

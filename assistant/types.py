@@ -40,6 +40,7 @@ class ScoredChunk:
     score: float  # fused retrieval score, higher is better
     dense: float | None = None  # cosine similarity to the question, when known
     lexical: float | None = None  # BM25 score, when the chunk was a keyword hit
+    sentence: float | None = None  # cosine similarity of the chunk's best sentence, when the index has them
 
     @property
     def doc(self) -> str:
@@ -96,7 +97,7 @@ class Answer:
             "notice": self.notice,
             "passages": [
                 {"doc": p.doc, "start": p.start, "end": p.end, "score": p.score, "dense": p.dense,
-                 "lexical": p.lexical, "text": p.text}
+                 "lexical": p.lexical, "sentence": p.sentence, "text": p.text}
                 for p in self.passages
             ],
         }
@@ -111,6 +112,7 @@ class IngestReport:
     chunks: int  # chunks in the index after the ingest
     embedded: int  # chunks embedded by this run
     skipped: tuple[str, ...] = ()  # files skipped, with the reason
+    sentences_embedded: int = 0  # distinct sentences embedded by this run (sentence vectors)
 
     def __getitem__(self, key: str) -> int:
         return getattr(self, key)

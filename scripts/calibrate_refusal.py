@@ -26,7 +26,7 @@ def dump(asst, q, answerable, kind, evidence=(), qid=""):
     qv = asst.embedder.embed_queries([q])[0]
     r = asst.retriever
     passages = r.retrieve(q, 5, query_vector=qv)
-    feats = asst.answerer.features(q, passages, qv, lang, idf=r.idf)
+    feats = asst.answerer.features(q, passages, qv, lang, idf=r.idf, sentences=r.sentences)
     for f in feats:
         c = f.pop("candidate")
         f["ok"] = any(c.doc == e.doc and c.start < e.end and e.start < c.end for e in evidence) if evidence else False

@@ -40,7 +40,7 @@ for kind in sorted({k[0] for k in by_q}):
     if g: print(f"  {kind}: n={len(g)} top1 base={top1(w0, g):.3f} fitted={top1(w, g):.3f}")
 
 # refusal on the chosen sentence
-REF = ["dense", "passage_dense", "icoverage", "unseen", "type", "same_language"]
+REF = ["dense", "passage_dense", "icoverage", "type", "same_language"]
 Q = []
 for key, rs in by_q.items():
     X = np.array([[r[f] for f in SEL] for r in rs]); best = rs[int(np.argmax(X @ w))]

@@ -27,7 +27,16 @@ def _data(n_chunks: int = 3, dim: int = 8) -> store.IndexData:
     data.vectors = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
     data.files = {SEED: store.FileRecord(SEED, "/src", "/src/" + SEED, "abc", "ar", n_chunks)}
     data.texts = {SEED: SEED_TEXT}
+    per_chunk = []
+    for c in data.chunks:
+        spans, _ = store.sentence_texts(c)
+        v = rng.normal(size=(len(spans), dim))
+        per_chunk.append((spans, v / np.linalg.norm(v, axis=1, keepdims=True)))
+    data.sentences = store.SentenceVectors.build(per_chunk, dim)
     return data
+
+
+FILES = ["bm25", "meta.json", "sentence_spans.npy", "sentences.npy", "vectors.faiss"]
 
 
 def test_round_trip_keeps_text_offsets_and_vectors(tmp_path):
@@ -53,12 +62,16 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     back = store.load_index(tmp_path)
     assert len(back.chunks) == 3
-    # and what is on disk is faiss' format plus plain JSON
+    assert back.bm25 is not None and len(back.sentences) == len(_data().sentences) > 0
+    # and what is on disk is faiss' format, plain JSON and .npy arrays of numbers
     gen = store.current_generation(tmp_path)
-    assert sorted(p.name for p in gen.iterdir()) == ["meta.json", "vectors.faiss"]
+    assert sorted(p.name for p in gen.iterdir()) == FILES
     json.loads((gen / "meta.json").read_text(encoding="utf-8"))
-    for p in gen.iterdir():
-        assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
+    for p in gen.rglob("*"):
+        if p.is_file():
+            assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
+            if p.suffix == ".npy":
+                assert np.load(p, allow_pickle=False).dtype != object
 
 
 def test_a_crash_during_a_write_leaves_the_previous_index(tmp_path, monkeypatch):
@@ -162,7 +175,7 @@ def test_an_hnsw_index_is_written_read_and_reused_without_a_rebuild(tmp_path, mo
     store.write_index(data, tmp_path)
     assert isinstance(data.faiss_index, faiss.IndexHNSWFlat)
     gen = store.current_generation(tmp_path)
-    assert sorted(p.name for p in gen.iterdir()) == ["meta.json", "vectors.faiss"]
+    assert sorted(p.name for p in gen.iterdir()) == FILES
     back = store.load_index(tmp_path)
     assert isinstance(back.faiss_index, faiss.IndexHNSWFlat)
     assert back.faiss_index.hnsw.efSearch >= store.HNSW_EF_SEARCH
@@ -176,3 +189,93 @@ def test_an_hnsw_index_is_written_read_and_reused_without_a_rebuild(tmp_path, mo
     assert retriever._faiss is back.faiss_index
     ids, scores = retriever.dense(back.vectors[7], 5)
     assert ids[0] == 7 and scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+# -- sentence vectors and the keyword index are stored with the chunks -------------------------------------------
+def test_sentence_vectors_round_trip_and_best_sentence(tmp_path):
+    data = _data(n_chunks=4, dim=16)
+    store.write_index(data, tmp_path)
+    back = store.load_index(tmp_path)
+    assert isinstance(back.sentences.vectors, np.memmap)  # mapped, not read whole
+    assert back.sentences.vectors.dtype == np.float16
+    for cid, chunk in enumerate(back.chunks):
+        spans, vecs = back.sentences.for_chunk(cid)
+        want_spans, want_vecs = data.sentences.for_chunk(cid)
+        assert spans == want_spans == store.sentence_texts(chunk)[0]
+        assert np.allclose(vecs, want_vecs, atol=1e-3)
+        assert all(chunk.text[s:e] == SEED_TEXT[chunk.start + s:chunk.start + e] for s, e in spans)
+    query = back.sentences.for_chunk(2)[1][1]  # a sentence of chunk 2
+    best = back.sentences.best([3, 2, 0], query)
+    brute = [max(back.sentences.for_chunk(c)[1] @ query) for c in (3, 2, 0)]
+    assert np.allclose(best, brute, atol=1e-6)
+    assert best[1] == pytest.approx(float(query @ query), abs=1e-6) and np.argmax(best) == 1
+
+
+def test_stored_keyword_index_scores_like_a_fresh_one(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from assistant.normalize import tokenize
+    from assistant.retrieve import HybridRetriever
+
+    data = _data(n_chunks=6, dim=8)
+    store.write_index(data, tmp_path)
+    back = store.load_index(tmp_path)
+    fresh = store.build_bm25(back.chunks)
+    for question in ("كم عدد الحسابات التي تم اختراقها؟", "مايكروسوفت قراصنة إيرانيين", "الحسابات 241"):
+        tokens = [t for t in tokenize(question) if t in fresh.vocab_dict]
+        assert tokens
+        assert np.allclose(back.bm25.get_scores(tokens), fresh.get_scores(tokens))
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the keyword index was built again")
+
+    monkeypatch.setattr(store, "build_bm25", no_rebuild)
+    retriever = HybridRetriever(back.chunks, back.vectors, embedder=None, faiss_index=back.faiss_index,
+                                bm25=back.bm25, sentences=back.sentences)
+    # idf comes from the stored matrix: the same as counting the chunks that hold each token
+    df = Counter(t for c in back.chunks for t in set(tokenize(c.text)))
+    for token, n in list(df.items())[:50]:
+        assert retriever.idf(token) == pytest.approx(np.log((len(back.chunks) + 1) / (n + 0.5)))
+    assert retriever.idf("كلمةغيرموجودة") == pytest.approx(np.log((len(back.chunks) + 1) / 0.5))
+
+
+def test_an_index_of_format_1_is_still_read(tmp_path):
+    """Written before sentence vectors and the stored keyword index: loads, and retrieval builds BM25 itself."""
+    import shutil
+
+    from assistant.retrieve import HybridRetriever
+
+    data = _data(n_chunks=3, dim=8)
+    store.write_index(data, tmp_path)
+    gen = store.current_generation(tmp_path)
+    for name in ("sentences.npy", "sentence_spans.npy"):
+        (gen / name).unlink()
+    shutil.rmtree(gen / "bm25")
+    meta = json.loads((gen / "meta.json").read_text(encoding="utf-8"))
+    meta["manifest"]["format"] = 1
+    for key in ("n_sentence_vectors", "tokenizer"):
+        meta["manifest"].pop(key)
+    (gen / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    back = store.load_index(tmp_path)
+    assert back.sentences is None and back.bm25 is None and len(back.chunks) == 3
+    retriever = HybridRetriever(back.chunks, back.vectors, embedder=None, faiss_index=back.faiss_index)
+    hits = retriever.retrieve("مايكروسوفت", k=2, query_vector=back.vectors[1])
+    assert hits[0].chunk.chunk_id == 1 and hits[0].sentence is None
+    meta["manifest"]["format"] = 9
+    (gen / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(store.IndexStoreError, match="reads 1, 2"):
+        store.load_index(tmp_path)
+
+
+def test_a_keyword_index_from_another_tokenizer_is_not_used(tmp_path, monkeypatch):
+    store.write_index(_data(), tmp_path)
+    monkeypatch.setattr(store, "TOKENIZER_VERSION", store.TOKENIZER_VERSION + 1)
+    assert store.load_index(tmp_path).bm25 is None  # the retriever builds one with today's tokenizer
+
+
+def test_damaged_sentence_vectors_give_a_clear_error(tmp_path):
+    store.write_index(_data(), tmp_path)
+    gen = store.current_generation(tmp_path)
+    np.save(gen / "sentences.npy", np.zeros((2, 5), np.float16))
+    with pytest.raises(store.IndexStoreError, match="sentence vectors.*rebuild"):
+        store.load_index(tmp_path)
