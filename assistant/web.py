@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # gradio is imported lazily: the rest of the package does not
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+# answers computed at the same time, per kind of request (chat, /ask API). An extractive answer is ~40 ms of CPU, so a
+# higher limit only matters for generative backends, whose requests mostly wait on the model server.
+ANSWER_CONCURRENCY = 8
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ALLOWED_UPLOAD_EXTENSIONS: tuple[str, ...] = tuple(sorted(SUPPORTED_EXTENSIONS))
 STREAM_WORDS = 3  # words per streamed piece of an extractive answer
@@ -668,15 +671,18 @@ def build_app(assistant: Assistant, *, uploads_dir: str | Path | None = None,
 
         inputs = [question, turns, k_slider, backend]
         outputs = [question, chatbot, sources, turns]
-        # one answer at a time per event; Enter and the button share it
-        question.submit(respond, inputs, outputs, api_visibility="private", concurrency_id="chat")
-        send.click(respond, inputs, outputs, api_visibility="private", concurrency_id="chat")
+        # Enter and the button share one limit; answers for different users run side by side (the model encodes
+        # one text batch at a time, so a busy CPU is shared, but nobody waits for a whole queue of answers)
+        question.submit(respond, inputs, outputs, api_visibility="private", concurrency_id="chat",
+                        concurrency_limit=ANSWER_CONCURRENCY)
+        send.click(respond, inputs, outputs, api_visibility="private", concurrency_id="chat",
+                   concurrency_limit=ANSWER_CONCURRENCY)
         clear_btn.click(clear, None, [chatbot, sources, turns, question], api_visibility="private")
         chatbot.clear(clear, None, [chatbot, sources, turns, question], api_visibility="private")
         add_btn.click(add_documents, [upload], [upload_msg, status, upload], api_visibility="private",
                       concurrency_id="ingest")
         app.load(lambda: status_html(assistant), None, status, api_visibility="private")
-        gr.api(api_ask, api_name="ask")
+        gr.api(api_ask, api_name="ask", concurrency_limit=ANSWER_CONCURRENCY)
     app.max_upload_bytes = max_upload_bytes  # type: ignore[attr-defined]
     return app
 
