@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import index as index_store  # noqa: E402
+from assistant.chunk import chunk_sentences  # noqa: E402
 from assistant.types import Chunk  # noqa: E402
 
 DEFAULT_XQUAD = ROOT.parent / "shared" / "eval" / "xquad"
@@ -81,10 +82,15 @@ def clear_query_cache(embedder: Any) -> None:
 
 
 def clear_sentence_cache(answerer: Any) -> None:
-    cache = getattr(answerer, "_cache", None)
-    if cache is not None:
-        with answerer._cache_lock:
-            cache.clear()
+    """Forget the sentence vectors the answerer embedded itself (those of passages the index holds none for)."""
+    cache = answerer._sentence_vectors
+    with cache._lock:
+        cache._vectors.clear()
+
+
+def sentences_embedded(answerer: Any) -> int:
+    """How many sentence vectors the answerer embedded since ``clear_sentence_cache``."""
+    return len(answerer._sentence_vectors._vectors)
 
 
 @dataclass
@@ -198,6 +204,8 @@ def bench_ingest(t: Table, emb: Any, data: Data, work: Path, threads: int, raw_e
     secs = 0.0
     docs = chunks = tokens = 0
     texts: list[list[str]] = []  # chunk texts, by document
+    sentences: list[list[str]] = []  # the distinct sentences of each document's chunks (what ingest embeds too)
+    n_sentences = 0
     for lang, folder in data.folders.items():
         asst = Assistant(index_dir=work / f"idx-{lang}", sources=[str(folder)], embedder=emb, threads=threads)
         start = now()
@@ -206,27 +214,42 @@ def bench_ingest(t: Table, emb: Any, data: Data, work: Path, threads: int, raw_e
         assistants[lang] = asst
         docs += report.added
         chunks += report.chunks
-        by_doc: dict[str, list[str]] = {}
+        by_doc: dict[str, list[Any]] = {}
         for c in asst.retriever.chunks:
-            by_doc.setdefault(c.doc, []).append(c.text)
-        texts.extend(by_doc.values())
-        tokens += sum(emb.count_tokens(x) for doc_texts in by_doc.values() for x in doc_texts)
-    # the embedder alone on the same chunk texts, one call per document as ingest makes them (same batches, same
+            by_doc.setdefault(c.doc, []).append(c)
+        for doc_chunks in by_doc.values():
+            texts.append([c.text for c in doc_chunks])
+            sentences.append(index_store._sentence_table(doc_chunks, 0)[1])
+        tokens += sum(emb.count_tokens(c.text) for doc_chunks in by_doc.values() for c in doc_chunks)
+        n_sentences += len(asst.retriever.sentences) if asst.retriever.sentences is not None else 0
+    # the embedder alone on the same texts, one call per document as ingest makes them (same batches, same
     # threads); on every n-th document to save time, scaled to the whole
-    sample = texts[::raw_every]
-    sample_tokens = sum(emb.count_tokens(x) for doc_texts in sample for x in doc_texts)
+    picked = list(range(0, len(texts), raw_every))
+    sample_tokens = sum(emb.count_tokens(x) for i in picked for x in texts[i])
     start = now()
-    for doc_texts in sample:
-        emb.embed_passages(doc_texts)
+    for i in picked:
+        emb.embed_passages(texts[i])
     raw = (now() - start) * tokens / sample_tokens
+    # ... and the sentences too, as ingest batches them (apart from the chunks, many files' sentences per call)
+    pending = list(dict.fromkeys(x for i in picked for x in sentences[i]))
+    step = index_store._SentenceBatcher.FLUSH
+    start = now()
+    for k in range(0, len(pending), step):
+        emb.embed_passages(pending[k:k + step])
+    raw_all = raw + (now() - start) * tokens / sample_tokens
+    distinct = sum(len(x) for x in sentences)
     t.add(section, "collection", f"{docs} documents, {chunks} chunks, {tokens:,} tokens",
-          "XQuAD ar + en documents, one index per language; tokens = e5 tokens of the chunk texts")
-    t.add(section, "ingest (load, chunk, embed, write)", f"{secs:.1f} s",
+          "XQuAD ar + en documents, one index per language; tokens = e5 tokens of the chunk texts; "
+          f"{n_sentences:,} sentence vectors ({distinct:,} distinct sentences embedded)")
+    t.add(section, "ingest (load, chunk, embed chunks + sentences, write)", f"{secs:.1f} s",
           f"{docs / secs:.2f} documents/s, {chunks / secs:.1f} chunks/s, {tokens / secs:.0f} tokens/s")
     t.add(section, "embedder alone, same chunk texts", f"{raw:.1f} s", f"{tokens / raw:.0f} tokens/s" + (
         f"; measured on one document in {raw_every} ({sample_tokens:,} tokens), scaled" if raw_every > 1 else ""))
-    t.add(section, "ingest time / raw embedding time", f"{secs / raw:.2f}x", "target: within 2x")
-    return {"assistants": assistants, "ingest_s": secs, "raw_s": raw, "tokens": tokens}
+    t.add(section, "embedder alone, chunk + sentence texts", f"{raw_all:.1f} s",
+          "what ingest embeds (sentence vectors: ASSISTANT_SENTENCE_VECTORS=1, the default)")
+    t.add(section, "ingest time / raw embedding time", f"{secs / raw:.2f}x of the chunks alone; "
+          f"{secs / raw_all:.2f}x of chunks + sentences", "target: within 2x")
+    return {"assistants": assistants, "ingest_s": secs, "raw_s": raw, "raw_all_s": raw_all, "tokens": tokens}
 
 
 # ------------------------------------------------------------------------------------------------ 2. textbook
@@ -354,6 +377,18 @@ def synthetic_index(size: int, base: list[index_store.IndexData], data: Data, ch
     vectors: list[np.ndarray] = []
     # where each real paragraph's vector comes from: the real chunk that holds the paragraph's start
     para_vec: dict[tuple[str, str, int], np.ndarray] = {}
+    # sentence vectors: the real chunks keep theirs; a synthetic chunk's sentences are the sentences of its
+    # paragraphs, each with the real vector of that sentence in the XQuAD index plus the same noise as the chunks
+    sent_vec: dict[tuple[str, str, int, int], np.ndarray] = {}
+    per_chunk: list[tuple[list[tuple[int, int]], np.ndarray]] = []
+    para_sents: dict[tuple[str, str, int], list[tuple[int, int]]] = {}
+    for lang, d in zip(("ar", "en"), base):
+        for c in d.chunks:
+            spans, vecs = d.sentences.for_chunk(c.chunk_id)
+            for (s0, e0), v in zip(spans, vecs):
+                sent_vec[(lang, c.doc, c.start + s0, c.start + e0)] = v
+            if len(per_chunk) < size:
+                per_chunk.append((spans, vecs))
     for lang, d in zip(("ar", "en"), base):
         for doc in d.files:
             files[f"{lang}/{doc}"] = index_store.FileRecord(
@@ -402,12 +437,27 @@ def synthetic_index(size: int, base: list[index_store.IndexData], data: Data, ch
             noisy = mix + sigma * rng.normal(size=dim).astype(np.float32) / np.sqrt(dim)
             vectors.append((noisy / np.linalg.norm(noisy)).astype(np.float32)[None, :])
             chunks.append(Chunk(doc, offsets[i], end, text[offsets[i]:end], lang, len(chunks)))
+            spans, rows = [], []
+            for k in range(i, j):
+                p_doc, p_start, p_text = picked[k]
+                key = (lang, p_doc, p_start)
+                if key not in para_sents:
+                    para_sents[key] = chunk_sentences(p_text)
+                for s0, e0 in para_sents[key]:
+                    spans.append((offsets[k] - offsets[i] + s0, offsets[k] - offsets[i] + e0))
+                    src = sent_vec.get((lang, p_doc, p_start + s0, p_start + e0))
+                    rows.append(src if src is not None else rng.normal(size=dim).astype(np.float32))
+            sv = np.asarray(rows, np.float32).reshape(-1, dim)
+            sv = sv / np.linalg.norm(sv, axis=1, keepdims=True)
+            sv = sv + sigma * rng.normal(size=sv.shape).astype(np.float32) / np.sqrt(dim)
+            per_chunk.append((spans, sv / np.linalg.norm(sv, axis=1, keepdims=True)))
             i = j
         files[doc] = index_store.FileRecord(doc, "/bench/synthetic", "/bench/" + doc, "synthetic", lang,
                                             len(chunks) - n_before)
     out = index_store.empty_index(first.embedder["name"], dim, first.chunking)
     out.files, out.texts, out.chunks = files, texts, chunks
     out.vectors = np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32)
+    out.sentences = index_store.SentenceVectors.build(per_chunk, dim)
     return out
 
 
@@ -426,9 +476,9 @@ def scale_worker(args: argparse.Namespace) -> None:
     rss0 = rss_bytes()
     t0 = now()
     asst = Assistant(index_dir=args.worker_index, sources=[], embedder=emb, threads=args.threads)
-    data = asst._load()  # read meta.json + vectors.faiss
+    data = asst._load()  # read meta.json, vectors.faiss, the BM25 arrays and sentence vectors (memory-mapped)
     t1 = now()
-    retriever = asst.retriever  # BM25 over the chunks, the faiss index
+    retriever = asst.retriever  # over the loaded faiss and BM25 indexes
     t2 = now()
     gc.collect()
     rss1 = rss_bytes()
@@ -439,7 +489,8 @@ def scale_worker(args: argparse.Namespace) -> None:
     }
     lat: dict[str, list[float]] = {k: [] for k in
                                    ("embed_q", "retrieve_cold", "retrieve_warm", "answer_cold", "answer_warm")}
-    n_sentences = []
+    n_sentences: list[int] = []
+    n_embedded: list[int] = []
     for q in questions:
         clear_query_cache(emb)
         start = now()
@@ -459,11 +510,14 @@ def scale_worker(args: argparse.Namespace) -> None:
         a = asst.answer(q)
         lat["answer_cold"].append(now() - start)
         n_sentences.append(len(answerer.candidates(a.passages)))
+        n_embedded.append(sentences_embedded(answerer))
         start = now()
         asst.answer(q)
         lat["answer_warm"].append(now() - start)
     out["latency"] = {k: [pct(v, 50), pct(v, 95)] for k, v in lat.items()}
     out["sentences"] = float(np.mean(n_sentences)) if n_sentences else 0.0
+    out["sentences_embedded"] = float(np.mean(n_embedded)) if n_embedded else 0.0
+    out["sentence_vectors"] = None if data.sentences is None else len(data.sentences)
     # approximate search: recall@10 of the index in use against exact search, on these questions
     if out["faiss"] != "IndexFlatIP":
         import faiss
@@ -537,11 +591,13 @@ def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData
         found[(size, kind)] = r
         L = r["latency"]
         label = f"{size:,} chunks" + (" (exact, before)" if kind == "exact" else "")
-        t.add(section, f"{label}: index", f"{r['faiss']}, {human_bytes(disk)} on disk",
+        t.add(section, f"{label}: index", f"{r['faiss']}, {human_bytes(disk)} on disk, "
+              f"{r['sentence_vectors'] or 0:,} sentence vectors",
               f"built in {made:.1f} s, written in {wrote:.1f} s (includes building the faiss index)")
         t.add(section, f"{label}: load",
               f"{r['read_s'] + r['retriever_s']:.2f} s, RSS +{human_bytes(r['rss_delta'])}",
-              f"read meta.json + vectors.faiss {r['read_s']:.2f} s; BM25 + retriever {r['retriever_s']:.2f} s")
+              f"read meta.json, vectors.faiss, bm25/ and sentences.npy (mapped) {r['read_s']:.2f} s; retriever "
+              f"{r['retriever_s']:.2f} s")
         t.add(section, f"{label}: retrieve p50 / p95", f"cold {ms(L['retrieve_cold'][0])} / "
               f"{ms(L['retrieve_cold'][1])} ms; warm {ms(L['retrieve_warm'][0])} / {ms(L['retrieve_warm'][1])} ms",
               f"cold = question embedded ({ms(L['embed_q'][0])} / {ms(L['embed_q'][1])} ms of it); "
@@ -549,8 +605,9 @@ def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData
         t.add(section, f"{label}: retrieve + extractive answer p50 / p95",
               f"cold {ms(L['answer_cold'][0])} / {ms(L['answer_cold'][1])} ms; "
               f"warm {ms(L['answer_warm'][0])} / {ms(L['answer_warm'][1])} ms",
-              f"cold = no cache: question + {r['sentences']:.0f} candidate sentences (mean) embedded; "
-              "warm = same question again (all cached)")
+              f"cold = question embedded, nothing cached; {r['sentences']:.0f} candidate sentences (mean) scored "
+              f"with their stored vectors, {r['sentences_embedded']:.1f} embedded at question time; "
+              "warm = same question again")
         if "recall@10" in r:
             t.add(section, f"{label}: approximate search recall@10 / @50", f"{r['recall@10']:.3f} / "
                   f"{r['recall@50']:.3f}", f"{r['faiss']} vs exact IndexFlatIP, on the same questions "
@@ -582,7 +639,7 @@ def bench_reingest(t: Table, emb: Any, base: index_store.IndexData, data: Data, 
     rng = np.random.default_rng(5)
     source = str(folder.resolve())
     data_ix = index_store.empty_index(base.embedder["name"], base.dim, base.chunking)
-    chunks, vecs = [], []
+    chunks, vecs, per_chunk = [], [], []
     for i, path in enumerate(sorted(folder.glob("*.txt"))):
         text = path.read_text(encoding="utf-8")
         doc = path.name
@@ -595,12 +652,16 @@ def bench_reingest(t: Table, emb: Any, base: index_store.IndexData, data: Data, 
             chunks.append(Chunk(doc, start, start + len(piece), piece, lang, len(chunks)))
             v = base.vectors[rng.integers(len(base.vectors))] + 0.6 * rng.normal(size=base.dim) / np.sqrt(base.dim)
             vecs.append(v / np.linalg.norm(v))
+            spans = chunk_sentences(piece)
+            sv = v + 0.6 * rng.normal(size=(len(spans), base.dim)) / np.sqrt(base.dim)
+            per_chunk.append((spans, sv / np.linalg.norm(sv, axis=1, keepdims=True)))
             pos = start
             n += 1
         data_ix.files[doc] = index_store.FileRecord(doc, source, str(path.resolve()), file_sha256(path), lang, n)
         data_ix.texts[doc] = text
     data_ix.chunks = chunks
     data_ix.vectors = np.asarray(vecs, dtype=np.float32)
+    data_ix.sentences = index_store.SentenceVectors.build(per_chunk, base.dim)
     idx = work / "reingest-index"
     index_store.write_index(data_ix, idx)
 
@@ -631,11 +692,12 @@ def bench_reingest(t: Table, emb: Any, base: index_store.IndexData, data: Data, 
                             overlap_sentences=asst2.settings.chunk_overlap)
     start = now()
     emb.embed_passages([p.text for p in pieces])
+    emb.embed_passages(index_store._sentence_table(pieces, 0)[1])
     embed_one = now() - start
     t.add(section, "collection", f"{n_files:,} files, {len(chunks):,} chunks",
           "files of 6 shuffled XQuAD paragraphs; initial index with synthetic vectors; then one file edited")
     t.add(section, "re-ingest one changed file, index in memory", f"{warm:.2f} s",
-          f"{r1.changed} changed, {r1.unchanged} unchanged, {r1.embedded} chunks embedded")
+          f"{r1.changed} changed, {r1.unchanged} unchanged, {r1.embedded} chunks embedded (and their sentences)")
     t.add(section, "re-ingest one changed file, fresh process", f"{cold:.2f} s",
           f"includes reading the index; {r2.changed} changed, {r2.embedded} chunks embedded")
     t.add(section, "of which embedding the changed file", f"{embed_one:.2f} s",
@@ -711,7 +773,7 @@ def bench_concurrency(t: Table, asst: Any, questions: list[str], clients: int, s
           "the Arabic XQuAD index; app in this process")
     t.add(section, "requests served", f"{len(lat)} ({len(lat) / elapsed:.1f}/s)",
           f"{len(set(asked))} distinct questions among {len(asked)} asked: the rest were repeats (cached, warm); "
-          "Gradio runs one /ask at a time (its default concurrency limit), the others queue")
+          f"up to {web.ANSWER_CONCURRENCY} /ask requests run at once (web.ANSWER_CONCURRENCY), the others queue")
     t.add(section, "errors", f"{len(errors)}", "goal 0" + (f"; first: {errors[0][:120]}" if errors else ""))
     t.add(section, "latency p50 / p95", f"{ms(pct(lat, 50))} / {ms(pct(lat, 95))} ms",
           "as seen by the client, queueing included")
@@ -756,7 +818,8 @@ def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list
     n_sent = np.mean([len(b) for b in sentences]) if sentences else 0
     t.add(section, "candidate sentences of one answer, embedding p50 / p95",
           "; ".join(f"{k}: {ms(pct(v[1], 50))} / {ms(pct(v[1], 95))} ms" for k, v in res.items()),
-          f"{len(sentences)} answers' sentence batches, {n_sent:.0f} sentences each on average")
+          f"{len(sentences)} answers' sentence batches, {n_sent:.0f} sentences each on average; paid at question "
+          "time only by an index without sentence vectors (ASSISTANT_SENTENCE_VECTORS=0)")
 
 
 # ------------------------------------------------------------------------------------------------ main
