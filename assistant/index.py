@@ -581,18 +581,9 @@ def update_index(
     return out, counts
 
 
-def _sentence_table(chunks: Sequence[Chunk], first_id: int) -> tuple[np.ndarray, list[str], list[int]]:
-    """Spans ``(chunk id, start, end)`` of the chunks' sentences, the distinct sentence texts, and each span's
-    index into those texts (overlapping chunks share sentences: each is embedded once)."""
-    rows: list[tuple[int, int, int]] = []
-    distinct: dict[str, int] = {}
-    which: list[int] = []
-    for offset, c in enumerate(chunks):
-        spans, sentence_texts_ = sentence_texts(c)
-        for (s, e), text in zip(spans, sentence_texts_):
-            rows.append((first_id + offset, s, e))
-            which.append(distinct.setdefault(text, len(distinct)))
-    return np.array(rows, dtype=np.int32).reshape(-1, 3), list(distinct), which
+def distinct_sentences(chunks: Sequence[Chunk]) -> list[str]:
+    """The distinct texts among the chunks' sentences, in order: what an ingest embeds for them."""
+    return list(dict.fromkeys(t for c in chunks for t in sentence_texts(c)[1]))
 
 
 class _SentenceBatcher:

@@ -219,7 +219,7 @@ def bench_ingest(t: Table, emb: Any, data: Data, work: Path, threads: int, raw_e
             by_doc.setdefault(c.doc, []).append(c)
         for doc_chunks in by_doc.values():
             texts.append([c.text for c in doc_chunks])
-            sentences.append(index_store._sentence_table(doc_chunks, 0)[1])
+            sentences.append(index_store.distinct_sentences(doc_chunks))
         tokens += sum(emb.count_tokens(c.text) for doc_chunks in by_doc.values() for c in doc_chunks)
         n_sentences += len(asst.retriever.sentences) if asst.retriever.sentences is not None else 0
     # the embedder alone on the same texts, one call per document as ingest makes them (same batches, same
@@ -692,7 +692,7 @@ def bench_reingest(t: Table, emb: Any, base: index_store.IndexData, data: Data, 
                             overlap_sentences=asst2.settings.chunk_overlap)
     start = now()
     emb.embed_passages([p.text for p in pieces])
-    emb.embed_passages(index_store._sentence_table(pieces, 0)[1])
+    emb.embed_passages(index_store.distinct_sentences(pieces))
     embed_one = now() - start
     t.add(section, "collection", f"{n_files:,} files, {len(chunks):,} chunks",
           "files of 6 shuffled XQuAD paragraphs; initial index with synthetic vectors; then one file edited")
