@@ -97,6 +97,41 @@ def test_gradio_client_empty_question_is_an_error(live):
         client.predict("   ", 3, api_name="/ask")
 
 
+def test_concurrent_api_requests_run_side_by_side_and_all_succeed(live, monkeypatch):
+    """Several /ask requests at once are answered together (not one after another), each with the same answer as
+    when asked alone."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    questions = ["How many accounts were compromised?", "كم عدد الحسابات التي تم اختراقها؟",
+                 "How many websites did Microsoft take control of?", "من هو توم بيرت؟"]
+    alone = {q: live.assistant.answer(q, k=5).text for q in questions}
+    real = live.assistant.answer
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0}
+
+    def slow_answer(*args, **kwargs):  # long enough for requests to overlap when the server lets them
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            time.sleep(0.5)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(live.assistant, "answer", slow_answer)
+    clients = [Client(live.url, verbose=False) for _ in questions]
+    with ThreadPoolExecutor(len(questions)) as pool:
+        results = list(pool.map(lambda qc: qc[1].predict(qc[0], 5, api_name="/ask"), zip(questions, clients)))
+    assert [text for text, _ in results] == [alone[q] for q in questions]
+    assert all(json.loads(cits) for _, cits in results)
+    assert state["most"] >= 2, state  # Gradio's default would run them one at a time
+
+
 # -- the page ------------------------------------------------------------------------------------------------------
 
 
