@@ -192,12 +192,19 @@ def test_an_hnsw_index_is_written_read_and_reused_without_a_rebuild(tmp_path, mo
 
 
 # -- sentence vectors and the keyword index are stored with the chunks -------------------------------------------
-def test_sentence_vectors_round_trip_and_best_sentence(tmp_path):
+def test_sentence_vectors_round_trip_and_best_sentence(tmp_path, monkeypatch):
     data = _data(n_chunks=4, dim=16)
     store.write_index(data, tmp_path)
+    gen = store.current_generation(tmp_path)
+    assert np.load(gen / "sentences.npy").dtype == np.float16  # on disk
     back = store.load_index(tmp_path)
-    assert isinstance(back.sentences.vectors, np.memmap)  # mapped, not read whole
-    assert back.sentences.vectors.dtype == np.float16
+    assert back.sentences.vectors.dtype == np.float32  # a small store is held as float32
+    monkeypatch.setattr(store.SentenceVectors, "FLOAT32_MAX_BYTES", 0)
+    mapped = store.load_index(tmp_path)
+    assert isinstance(mapped.sentences.vectors, np.memmap)  # a large one stays mapped, not read whole
+    assert mapped.sentences.vectors.dtype == np.float16
+    assert np.allclose(mapped.sentences.best([1, 2], back.sentences.vectors[0]),
+                       back.sentences.best([1, 2], back.sentences.vectors[0]), atol=1e-6)
     for cid, chunk in enumerate(back.chunks):
         spans, vecs = back.sentences.for_chunk(cid)
         want_spans, want_vecs = data.sentences.for_chunk(cid)
