@@ -598,7 +598,7 @@ def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData
               f"built in {made:.1f} s, written in {wrote:.1f} s (includes building the faiss index)")
         t.add(section, f"{label}: load",
               f"{r['read_s'] + r['retriever_s']:.2f} s, RSS +{human_bytes(r['rss_delta'])}",
-              f"read meta.json, vectors.faiss, bm25/ and sentences.npy (mapped) {r['read_s']:.2f} s; retriever "
+              f"read meta.json, vectors.faiss, bm25/ and sentences.npy (memory-mapped above 64 MB) {r['read_s']:.2f} s; retriever "
               f"{r['retriever_s']:.2f} s")
         t.add(section, f"{label}: retrieve p50 / p95", f"cold {ms(L['retrieve_cold'][0])} / "
               f"{ms(L['retrieve_cold'][1])} ms; warm {ms(L['retrieve_warm'][0])} / {ms(L['retrieve_warm'][1])} ms",
