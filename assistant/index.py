@@ -532,12 +532,6 @@ def update_index(
     new_vectors = [data.vectors[kept_rows]] if kept_rows else []
     files = {d: r for d, r in data.files.items() if d in keep_docs}
     texts = {d: data.texts[d] for d in keep_docs}
-    sentence_spans: list[np.ndarray] = []
-    sentence_vectors: list[np.ndarray] = []
-    if sentences and data.sentences is not None:
-        spans, vecs = data.sentences.select(kept_rows)
-        sentence_spans.append(spans)
-        sentence_vectors.append(vecs)
     batcher = _SentenceBatcher(embed, data.dim) if sentences else None
     if batcher is not None and data.sentences is None:  # an index written without sentence vectors: add them
         batcher.add(new_chunks, 0)
@@ -573,13 +567,10 @@ def update_index(
     store = None
     if batcher is not None:
         spans, vecs, counts["sentences_embedded"] = batcher.finish()
-        sentence_spans.append(spans)
-        sentence_vectors.append(vecs)
-        store = SentenceVectors(
-            np.concatenate(sentence_spans) if sentence_spans else np.zeros((0, 3), np.int32),
-            np.concatenate(sentence_vectors) if sentence_vectors else np.zeros((0, data.dim), np.float16),
-            len(chunks),
-        )
+        if data.sentences is not None:  # the kept chunks' sentences come first, as their chunks do
+            kept_spans, kept_vecs = data.sentences.select(kept_rows)
+            spans, vecs = np.concatenate([kept_spans, spans]), np.concatenate([kept_vecs, vecs])
+        store = SentenceVectors(spans, vecs, len(chunks))
     out = IndexData(
         embedder=data.embedder, chunking=data.chunking, files=files, texts=texts, chunks=chunks,
         vectors=np.ascontiguousarray(vectors, dtype=np.float32), created=data.created, updated=data.updated,
