@@ -385,6 +385,10 @@ class Assistant:
     def documents(self) -> list[str]:
         return sorted(self._load().files)
 
+    def recorded_sources(self) -> list[str]:
+        """The folders and files the index was built from: what ``ingest`` of them brings up to date."""
+        return sorted({r.source for r in self._load().files.values()})
+
     def document_text(self, doc: str) -> str:
         return self._load().texts[doc]
 

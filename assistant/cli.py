@@ -78,7 +78,10 @@ def ingest(
         asst = _assistant(settings, default_sources=True)
         targets: list[str] | None = [str(p) for p in paths] if paths else None
         if targets is None and index_store.index_exists(settings.index_dir):
-            recorded = sorted({r.source for r in index_store.load_index(settings.index_dir).files.values()})
+            # through the Assistant, which keeps the index it reads for the ingest itself; a rebuild reads it
+            # apart, as it may be switching to an embedder the Assistant would refuse the index for
+            recorded = (sorted({r.source for r in index_store.load_index(settings.index_dir).files.values()})
+                        if rebuild else asst.recorded_sources())
             targets = recorded or None
         with Progress(
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

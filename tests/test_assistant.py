@@ -285,3 +285,29 @@ def test_status_and_documents_do_not_load_the_embedding_model(seed_assistant, mo
     status = fresh.status()
     assert status["documents"] == 1 and status["chunks"] > 1
     assert fresh.documents() == [SEED]
+
+
+def test_cli_ingest_without_paths_updates_the_recorded_sources_reading_the_index_once(tmp_path, cache_dir,
+                                                                                      monkeypatch):
+    from typer.testing import CliRunner
+
+    from assistant import index as index_store
+    from assistant.cli import app
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(SEEDS / SEED, docs / SEED)
+    monkeypatch.setenv("ASSISTANT_CACHE_DIR", str(cache_dir))
+    idx = str(tmp_path / "idx")
+    runner = CliRunner()
+    first = runner.invoke(app, ["ingest", str(docs), "--index", idx, "--threads", "1"])
+    assert first.exit_code == 0 and "1 added" in first.output, first.output
+    (docs / "notes.txt").write_text("The meeting is on Tuesday.\n", encoding="utf-8")
+
+    reads = []
+    real = index_store.load_index
+    monkeypatch.setattr(index_store, "load_index", lambda d: reads.append(d) or real(d))
+    again = runner.invoke(app, ["ingest", "--index", idx, "--threads", "1"])
+    assert again.exit_code == 0, again.output
+    assert "1 added" in again.output and "1 unchanged" in again.output  # the recorded folder, scanned again
+    assert len(reads) == 1
