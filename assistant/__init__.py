@@ -4,8 +4,8 @@
 >>> a = answer("How many accounts were compromised?")
 >>> a.text, a.language, a.refused, a.citations
 """
-from .assistant import Assistant, AssistantError, answer, default_assistant
-from .evaluation import evaluate
+from .assistant import Assistant, answer, default_assistant
+from .errors import AssistantError
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Document, IngestReport, ScoredChunk
 
@@ -24,3 +24,10 @@ __all__ = [
     "evaluate",
 ]
 __version__ = "0.1.0"
+
+
+def evaluate(*args, **kwargs):
+    """``assistant.evaluation.evaluate``: evaluate on a fixed question set (see there)."""
+    from .evaluation import evaluate as run
+
+    return run(*args, **kwargs)

@@ -1,16 +1,19 @@
-"""Command line: ``assistant ingest``, ``assistant ask``, ``assistant status``.
+"""Command line: ``assistant ingest | ask | status | serve | eval`` (also ``python -m assistant``).
 
-User mistakes end with a one-line message on stderr and a non-zero exit status, never a traceback.
+Every command goes through the ``Assistant``. User mistakes (any ``AssistantError``) end with a one-line message on
+stderr and a non-zero exit status, never a traceback.
 """
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
+from .errors import AssistantError
 from .settings import Settings
 
 app = typer.Typer(
@@ -33,12 +36,10 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _settings(index: Optional[Path], embedder: Optional[str], threads: Optional[int]) -> Settings:
+def _settings(index: Optional[Path], embedder: Optional[str], threads: Optional[int], **overrides: Any) -> Settings:
     try:
-        return Settings.from_env(
-            index_dir=str(index) if index is not None else None, embedder=embedder, threads=threads
-        )
-    except ValueError as e:
+        return Settings.from_env(index_dir=index, embedder=embedder, threads=threads, **overrides)
+    except AssistantError as e:
         _fail(str(e))
         raise  # unreachable
 
@@ -50,13 +51,6 @@ def _assistant(settings: Settings, *, default_sources: bool):
     return Assistant(settings=settings, sources=None if default_sources else [])
 
 
-def _user_errors():
-    from .assistant import AssistantError
-    from .embed import EmbedderError
-    from .index import IndexStoreError
-    from .load import LoadError
-
-    return (AssistantError, EmbedderError, IndexStoreError, LoadError)
 
 
 @app.command()
@@ -71,18 +65,13 @@ def ingest(
     """Index documents (txt, md, html, pdf, docx). Only new or changed files are embedded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from . import index as index_store
-
     settings = _settings(index, embedder, threads)
     try:
         asst = _assistant(settings, default_sources=True)
         targets: list[str] | None = [str(p) for p in paths] if paths else None
-        if targets is None and index_store.index_exists(settings.index_dir):
-            # through the Assistant, which keeps the index it reads for the ingest itself; a rebuild reads it
-            # apart, as it may be switching to an embedder the Assistant would refuse the index for
-            recorded = (sorted({r.source for r in index_store.load_index(settings.index_dir).files.values()})
-                        if rebuild else asst.recorded_sources())
-            targets = recorded or None
+        if targets is None and asst.store.exists():
+            # the recorded sources, read as stored: a rebuild may be switching to another embedder
+            targets = sorted(asst.store.manifest().sources) or None
         with Progress(
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty(),
@@ -96,11 +85,11 @@ def ingest(
                 targets, rebuild=rebuild, progress=progress,
                 on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
             )
-    except _user_errors() as e:
+    except AssistantError as e:
         _fail(str(e))
         return
     typer.echo(
-        f"indexed into {settings.index_dir}: {report.added} added, {report.changed} changed, "
+        f"indexed into {asst.location}: {report.added} added, {report.changed} changed, "
         f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} chunks and "
         f"{report.sentences_embedded} sentences embedded, {report.chunks} chunks in the index"
     )
@@ -109,8 +98,8 @@ def ingest(
 
 
 BackendOpt = typer.Option(
-    None, "--backend", help="Answer backend: extractive (default), openai:MODEL, ollama:MODEL or llamacpp:PATH.gguf "
-    "(default: $ASSISTANT_BACKEND)."
+    None, "--backend", help="Answer backend: extractive (default), or KIND:MODEL such as openai:MODEL "
+    "(`assistant backends` lists them; default: $ASSISTANT_BACKEND)."
 )
 BaseUrlOpt = typer.Option(
     None, "--base-url", help="Server of an openai:/ollama: backend, e.g. http://127.0.0.1:8080/v1 (default: "
@@ -132,7 +121,7 @@ def ask(
     threads: Optional[int] = ThreadsOpt,
 ) -> None:
     """Answer a question from the indexed documents, with numbered sources."""
-    settings = _settings(index, embedder, threads).with_overrides(backend=backend, base_url=base_url)
+    settings = _settings(index, embedder, threads, backend=backend, base_url=base_url)
     default_index = index is None
     streamed = ""
     try:
@@ -149,7 +138,7 @@ def ask(
                 else:
                     a = item
             assert a is not None
-    except _user_errors() as e:
+    except AssistantError as e:
         if streamed:
             typer.echo("")
         _fail(str(e))
@@ -198,24 +187,32 @@ def ask(
 @app.command()
 def status(index: Optional[Path] = IndexOpt, embedder: Optional[str] = EmbedderOpt) -> None:
     """Show what the index holds."""
-    from . import index as index_store
-
     settings = _settings(index, embedder, None)
     try:
-        data = index_store.load_index(settings.index_dir)
-    except _user_errors() as e:
+        st = _assistant(settings, default_sources=False).status()
+    except AssistantError as e:
         _fail(str(e))
         return
-    typer.echo(f"index:     {settings.index_dir}")
-    typer.echo(f"embedder:  {data.embedder['name']} (dim {data.embedder['dim']})")
-    typer.echo(f"documents: {len(data.files)}")
-    typer.echo(f"chunks:    {len(data.chunks)}")
-    if data.sentences is not None:
-        typer.echo(f"sentences: {len(data.sentences)} vectors")
+    typer.echo(f"index:     {st['store']}")
+    typer.echo(f"embedder:  {st['embedder']['name']} (dim {st['embedder']['dim']})")
+    typer.echo(f"documents: {st['documents']}")
+    typer.echo(f"chunks:    {st['chunks']}")
+    if st["sentence_vectors"] is not None:
+        typer.echo(f"sentences: {st['sentence_vectors']} vectors")
     else:
         typer.echo("sentences: no vectors stored (answers embed sentences when asked; `assistant ingest` adds them)")
-    for rec in sorted(data.files.values(), key=lambda r: r.doc):
-        typer.echo(f"  {rec.doc}  [{rec.language}]  {rec.n_chunks} chunks")
+    for f in st["files"]:
+        typer.echo(f"  {f['doc']}  [{f['language']}]  {f['n_chunks']} chunks")
+
+
+@app.command()
+def backends() -> None:
+    """List the answer backends (what --backend and ASSISTANT_BACKEND accept)."""
+    from .answering import backend_kinds
+
+    for kind in backend_kinds():
+        extra = f"  [pip install 'assistant[{kind.extra}]']" if kind.extra else ""
+        typer.echo(f"{kind.example or kind.name:<22} {kind.summary}{extra}")
 
 
 @app.command()
@@ -239,7 +236,7 @@ def serve(
     typer.echo(f"serving on http://{host}:{port} (Ctrl+C to stop)", err=True)
     try:
         serve_web(index, host=host, port=port, uploads_dir=uploads, embedder=embedder, threads=threads)
-    except _user_errors() as e:
+    except AssistantError as e:
         _fail(str(e))
 
 
@@ -269,7 +266,7 @@ def eval_(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from .evaluation import cli_command, default_out_dir, metric_rows, run_evaluation, write_outputs
+    from .evaluation import default_out_dir, metric_rows, run_evaluation, write_outputs
 
     try:
         with Progress(
@@ -286,7 +283,7 @@ def eval_(
                 bar.update(tasks[stage], completed=done, total=max(total, 1))
 
             # --backend / --base-url: compare generative and extractive answers on the same questions
-            eval_settings = (_settings(None, None, None).with_overrides(backend=backend, base_url=base_url)
+            eval_settings = (_settings(None, None, None, backend=backend, base_url=base_url)
                              if backend is not None or base_url is not None else None)
             run = run_evaluation(
                 questions, dataset=dataset, index=index, k=k, pairs=pairs, limit=limit, threads=threads,
@@ -297,7 +294,7 @@ def eval_(
             )
         target = out if out is not None else default_out_dir(run.report["meta"]["name"])
         write_outputs(run, target)
-    except _user_errors() as e:
+    except AssistantError as e:
         _fail(str(e))
         return
     except OSError as e:
@@ -315,6 +312,15 @@ def eval_(
     console.print(table)
     console.print(f"{meta['failures']} failed question(s) listed in {target / 'failures.jsonl'} and report.md")
     console.print(f"report: {target / 'report.json'}, {target / 'report.md'}, {target / 'pairs.png'}")
+
+
+def cli_command(questions: Any = None, **options: Any) -> str:
+    """The ``assistant eval`` command line that reproduces a run: the questions file and the options given."""
+    words = ["assistant", "eval"] + ([str(questions)] if questions is not None else [])
+    for key, value in options.items():
+        if value is not None:
+            words += [f"--{key}", str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def main() -> None:

@@ -20,16 +20,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .errors import EmbedderError
+from .settings import DEFAULT_EMBEDDER, E5_ALIASES
+
 __all__ = [
     "DEFAULT_EMBEDDER",
     "Embedder",
     "EmbedderError",
+    "PassageVectorCache",
     "SentenceTransformerEmbedder",
+    "canonical_embedder_name",
     "load_embedder",
 ]
 
-DEFAULT_EMBEDDER = "multilingual-e5-small"
-_E5_NAMES = frozenset({DEFAULT_EMBEDDER, "intfloat/multilingual-e5-small"})
 QUERY_CACHE_SIZE = 1024
 # Work up to this many characters (a question; the candidate sentences of an answer; a small file) is encoded on
 # one thread: it is too small to gain from more, and a parallel run of many small steps stalls at every step
@@ -39,10 +42,6 @@ SINGLE_THREAD_CHARS = 6000
 # ... and in batches of this many texts: sentence-transformers pads each batch to its longest text, and the
 # candidate sentences of an answer vary in length (measured: 21 sentences took 1.4 s in one batch, 0.8 s in 4s)
 SMALL_WORK_BATCH = 4
-
-
-class EmbedderError(Exception):
-    """An embedding model cannot be loaded or used; the message is meant for the user."""
 
 
 @runtime_checkable
@@ -119,6 +118,11 @@ class SentenceTransformerEmbedder:
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(_as_list(texts), self.passage_prompt)
 
+    def clear_cache(self) -> None:
+        """Forget the cached question vectors (the next question is embedded again)."""
+        with self._cache_lock:
+            self._cache.clear()
+
     def count_tokens(self, text: str) -> int:
         tokenizer = self._model.tokenizer
         backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -160,6 +164,13 @@ class PassageVectorCache:
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """float32 (len(texts), dim): one row per text, in order."""
         texts = list(texts)
@@ -185,7 +196,17 @@ class PassageVectorCache:
         return np.stack(out).astype(np.float32, copy=False)
 
 
-def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, threads: int = 0,
+def canonical_embedder_name(name: str) -> str:
+    """The name a collection records for an embedder setting, without loading the model."""
+    if name in E5_ALIASES:
+        return DEFAULT_EMBEDDER
+    p = Path(name).expanduser()
+    if p.exists():
+        return str(p.resolve())
+    return name
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, threads: int | None = None,
                   batch_size: int = 32) -> Embedder:
     """Load the embedding model ``name`` without touching the network.
 
@@ -195,7 +216,7 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, thread
     * a folder: a sentence-transformers model saved there; its ``name`` is the absolute path.
     * anything else: a model already in the Hugging Face cache; its ``name`` is ``name``.
 
-    ``threads > 0`` sets torch's CPU thread count. Raises :class:`EmbedderError` when the model
+    ``threads`` (when given) sets torch's CPU thread count. Raises :class:`EmbedderError` when the model
     cannot be found or loaded.
     """
     name = str(name)
@@ -206,7 +227,7 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, thread
 
         torch.set_num_threads(int(threads))
 
-    if name in _E5_NAMES:
+    if name in E5_ALIASES:
         folder = _materialise_default(Path(cache_dir).expanduser())
         return SentenceTransformerEmbedder(_load_sentence_transformer(str(folder), name),
                                            DEFAULT_EMBEDDER, batch_size=batch_size)

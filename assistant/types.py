@@ -6,9 +6,11 @@ Offsets are always character offsets into ``Document.text``, the original text e
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 Language = Literal["ar", "en"]
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+WarningFn = Callable[[str], None]  # one line naming the file and the problem
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Chunk:
     end: int
     text: str
     language: Language
-    chunk_id: int = -1  # position in the index (set by the index)
+    chunk_id: int = -1  # the chunk's id in its store (set by the store)
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from assistant.chunk import chunk_sentences
+from assistant.ingest import SENTENCE_BATCH, distinct_sentences
+from assistant.settings import PROJECT_ROOT, Settings, StoreSettings
+from assistant.store import DocumentRecord, PreparedDocument
+from assistant.store.folder import FolderStore, Generation
+from assistant.types import Chunk
 
-from assistant import index as index_store  # noqa: E402
-from assistant.chunk import chunk_sentences  # noqa: E402
-from assistant.types import Chunk  # noqa: E402
+ROOT = PROJECT_ROOT
 
 DEFAULT_XQUAD = ROOT.parent / "shared" / "eval" / "xquad"
 PAIRS = ("ar-ar", "en-en", "en-ar", "ar-en")
@@ -75,22 +77,30 @@ def human_bytes(n: float) -> str:
 
 def clear_query_cache(embedder: Any) -> None:
     """Forget the embedder's cached query vectors (so the next question is embedded again: the cold case)."""
-    cache = getattr(embedder, "_cache", None)
-    if cache is not None:
-        with embedder._cache_lock:
-            cache.clear()
+    embedder.clear_cache()
 
 
-def clear_sentence_cache(answerer: Any) -> None:
-    """Forget the sentence vectors the answerer embedded itself (those of passages the index holds none for)."""
-    cache = answerer._sentence_vectors
-    with cache._lock:
-        cache._vectors.clear()
+def write_collection(folder: Path, embedder: dict, chunking: dict, documents: Sequence[PreparedDocument],
+                     hnsw_min_vectors: int | None = None) -> None:
+    """A folder store holding ``documents`` (vectors as given: nothing is embedded)."""
+    settings = StoreSettings() if hnsw_min_vectors is None else StoreSettings(hnsw_min_vectors=hnsw_min_vectors)
+    with FolderStore(folder, settings).writer(embedder=embedder, chunking=chunking, sentence_vectors=True,
+                                              rebuild=True) as w:
+        for d in documents:
+            w.put(d)
+        w.commit()
 
 
-def sentences_embedded(answerer: Any) -> int:
-    """How many sentence vectors the answerer embedded since ``clear_sentence_cache``."""
-    return len(answerer._sentence_vectors._vectors)
+def prepared(record: DocumentRecord, text: str, chunks: list[Chunk], vectors: list[np.ndarray],
+             sentences: list[tuple[list[tuple[int, int]], np.ndarray]], dim: int) -> PreparedDocument:
+    """A document for ``write_collection``: its chunks, their vectors, and each chunk's sentence spans + vectors."""
+    spans = [(i, s, e) for i, (chunk_spans, _) in enumerate(sentences) for s, e in chunk_spans]
+    svecs = [np.asarray(v, np.float32).reshape(-1, dim) for _, v in sentences]
+    return PreparedDocument(
+        record, text, chunks, np.asarray(vectors, np.float32).reshape(-1, dim),
+        np.array(spans, np.int32).reshape(-1, 3),
+        (np.concatenate(svecs) if svecs else np.zeros((0, dim), np.float32)).astype(np.float16),
+    )
 
 
 @dataclass
@@ -168,7 +178,8 @@ class Data:
 
 
 def prepare_data(xquad: Path, work: Path, docs_per_lang: int | None, limit: int, seed: int = 13) -> Data:
-    from assistant.evaluation import load_collection, paragraph_offsets, select_questions
+    from assistant.evaluation import load_collection, paragraph_offsets
+    from assistant.evaluation.datasets import select_questions
 
     col = load_collection(xquad)
     folders: dict[str, Path] = {}
@@ -207,21 +218,20 @@ def bench_ingest(t: Table, emb: Any, data: Data, work: Path, threads: int, raw_e
     sentences: list[list[str]] = []  # the distinct sentences of each document's chunks (what ingest embeds too)
     n_sentences = 0
     for lang, folder in data.folders.items():
-        asst = Assistant(index_dir=work / f"idx-{lang}", sources=[str(folder)], embedder=emb, threads=threads)
+        asst = Assistant(index_dir=work / f"idx-{lang}", sources=[str(folder)], embedder=emb, threads=threads or None)
         start = now()
         report = asst.ingest()
         secs += now() - start
         assistants[lang] = asst
         docs += report.added
         chunks += report.chunks
-        by_doc: dict[str, list[Any]] = {}
-        for c in asst.retriever.chunks:
-            by_doc.setdefault(c.doc, []).append(c)
+        reader = asst.reader()
+        by_doc = {doc: reader.document_chunks(doc) for doc in reader.documents()}
         for doc_chunks in by_doc.values():
             texts.append([c.text for c in doc_chunks])
-            sentences.append(index_store.distinct_sentences(doc_chunks))
+            sentences.append(distinct_sentences(doc_chunks))
         tokens += sum(emb.count_tokens(c.text) for doc_chunks in by_doc.values() for c in doc_chunks)
-        n_sentences += len(asst.retriever.sentences) if asst.retriever.sentences is not None else 0
+        n_sentences += reader.manifest.n_sentence_vectors or 0
     # the embedder alone on the same texts, one call per document as ingest makes them (same batches, same
     # threads); on every n-th document to save time, scaled to the whole
     picked = list(range(0, len(texts), raw_every))
@@ -232,7 +242,7 @@ def bench_ingest(t: Table, emb: Any, data: Data, work: Path, threads: int, raw_e
     raw = (now() - start) * tokens / sample_tokens
     # ... and the sentences too, as ingest batches them (apart from the chunks, many files' sentences per call)
     pending = list(dict.fromkeys(x for i in picked for x in sentences[i]))
-    step = index_store._SentenceBatcher.FLUSH
+    step = SENTENCE_BATCH
     start = now()
     for k in range(0, len(pending), step):
         emb.embed_passages(pending[k:k + step])
@@ -363,66 +373,67 @@ def bench_textbook(t: Table, emb: Any, data: Data, assistants: dict[str, Any], l
 # ------------------------------------------------------------------------------------------------ 3. scale
 
 
-def synthetic_index(size: int, base: list[index_store.IndexData], data: Data, chunk_chars: int,
-                    seed: int = 7) -> index_store.IndexData:
-    """An index of ``size`` chunks: the real XQuAD chunks (real vectors) plus synthetic documents made of shuffled
+def synthetic_index(size: int, base: list[Generation], data: Data, chunk_chars: int,
+                    seed: int = 7) -> list[PreparedDocument]:
+    """A collection of ``size`` chunks: the real XQuAD chunks (real vectors) plus synthetic documents made of shuffled
     XQuAD paragraphs, chunked by grouping paragraphs to about ``chunk_chars``. A synthetic chunk's vector is a
     randomly weighted mix of the real vectors of the chunks that hold its paragraphs, plus a little Gaussian noise
     (cosine ~0.98 to the mix), renormalised: spread like e5's vectors (not uniform on the sphere), and no two alike."""
     rng = np.random.default_rng(seed)
     pyrng = random.Random(seed)
-    first = base[0]
-    dim = first.dim
-    files: dict[str, index_store.FileRecord] = {}
-    texts: dict[str, str] = {}
-    chunks: list[Chunk] = []
-    vectors: list[np.ndarray] = []
+    dim = int(base[0].manifest.embedder["dim"])
+    out: list[PreparedDocument] = []
+    n_chunks = 0
     # where each real paragraph's vector comes from: the real chunk that holds the paragraph's start
     para_vec: dict[tuple[str, str, int], np.ndarray] = {}
     # sentence vectors: the real chunks keep theirs; a synthetic chunk's sentences are the sentences of its
     # paragraphs, each with the real vector of that sentence in the XQuAD index plus the same noise as the chunks
     sent_vec: dict[tuple[str, str, int, int], np.ndarray] = {}
-    per_chunk: list[tuple[list[tuple[int, int]], np.ndarray]] = []
     para_sents: dict[tuple[str, str, int], list[tuple[int, int]]] = {}
     for lang, d in zip(("ar", "en"), base):
-        for c in d.chunks:
-            spans, vecs = d.sentences.for_chunk(c.chunk_id)
-            for (s0, e0), v in zip(spans, vecs):
-                sent_vec[(lang, c.doc, c.start + s0, c.start + e0)] = v
-            if len(per_chunk) < size:
-                per_chunk.append((spans, vecs))
-    for lang, d in zip(("ar", "en"), base):
-        for doc in d.files:
-            files[f"{lang}/{doc}"] = index_store.FileRecord(
-                f"{lang}/{doc}", "/bench/xquad", f"/bench/xquad/{lang}/{doc}", d.files[doc].sha256,
-                d.files[doc].language, d.files[doc].n_chunks)
-            texts[f"{lang}/{doc}"] = d.texts[doc]
-        for c, v in zip(d.chunks, d.vectors):
-            if len(chunks) < size:
-                chunks.append(Chunk(f"{lang}/{c.doc}", c.start, c.end, c.text, c.language, len(chunks)))
-                vectors.append(v[None, :])
-        for doc_name, start, _ in data.paragraphs[lang]:
-            for c, v in zip(d.chunks, d.vectors):
-                if c.doc == doc_name and c.start <= start < c.end:
-                    para_vec[(lang, doc_name, start)] = v
-                    break
+        for doc, rec in d.documents().items():
+            chunks = d.document_chunks(doc)
+            ids = [c.chunk_id for c in chunks]
+            vecs = d.vectors[ids]
+            stored = d.sentence_vectors(ids)
+            for c, v in zip(chunks, vecs):
+                spans, svecs = stored.get(c.chunk_id, ([], np.zeros((0, dim), np.float32)))
+                for (s0, e0), sv in zip(spans, svecs):
+                    sent_vec[(lang, c.doc, c.start + s0, c.start + e0)] = sv
+            for doc_name, start, _ in data.paragraphs[lang]:
+                if doc_name != doc:
+                    continue
+                for c, v in zip(chunks, vecs):
+                    if c.start <= start < c.end:
+                        para_vec[(lang, doc_name, start)] = v
+                        break
+            keep = max(0, min(len(chunks), size - n_chunks))
+            if keep:
+                name = f"{lang}/{doc}"
+                out.append(prepared(
+                    DocumentRecord(name, "/bench/xquad", f"/bench/xquad/{name}", rec.sha256, rec.language, keep),
+                    d.document_text(doc), [Chunk(name, c.start, c.end, c.text, c.language) for c in chunks[:keep]],
+                    list(vecs[:keep]), [stored.get(c.chunk_id, ([], np.zeros((0, dim)))) for c in chunks[:keep]],
+                    dim))
+                n_chunks += keep
     n_doc = 0
     sigma = 0.2
-    while len(chunks) < size:
+    while n_chunks < size:
         lang = ("ar", "en")[n_doc % 2]
         paras = data.paragraphs[lang]
         picked = [paras[pyrng.randrange(len(paras))] for _ in range(24)]
         text = "\n\n".join(p[2] for p in picked) + "\n"
         doc = f"synthetic/{lang}-{n_doc:06d}.txt"
         n_doc += 1
-        texts[doc] = text
         offsets, pos = [], 0
         for p in picked:
             offsets.append(pos)
             pos += len(p[2]) + 2
         i = 0
-        n_before = len(chunks)
-        while i < len(picked) and len(chunks) < size:
+        chunks: list[Chunk] = []
+        vectors: list[np.ndarray] = []
+        per_chunk: list[tuple[list[tuple[int, int]], np.ndarray]] = []
+        while i < len(picked) and n_chunks + len(chunks) < size:
             j = i
             end = offsets[i]
             while j < len(picked) and (end - offsets[i]) < chunk_chars:
@@ -437,8 +448,8 @@ def synthetic_index(size: int, base: list[index_store.IndexData], data: Data, ch
                 mix += rng.uniform(0.5, 1.5) * src
             mix /= np.linalg.norm(mix)
             noisy = mix + sigma * rng.normal(size=dim).astype(np.float32) / np.sqrt(dim)
-            vectors.append((noisy / np.linalg.norm(noisy)).astype(np.float32)[None, :])
-            chunks.append(Chunk(doc, offsets[i], end, text[offsets[i]:end], lang, len(chunks)))
+            vectors.append((noisy / np.linalg.norm(noisy)).astype(np.float32))
+            chunks.append(Chunk(doc, offsets[i], end, text[offsets[i]:end], lang))
             spans, rows = [], []
             for k in range(i, j):
                 p_doc, p_start, p_text = picked[k]
@@ -454,12 +465,9 @@ def synthetic_index(size: int, base: list[index_store.IndexData], data: Data, ch
             sv = sv + sigma * rng.normal(size=sv.shape).astype(np.float32) / np.sqrt(dim)
             per_chunk.append((spans, sv / np.linalg.norm(sv, axis=1, keepdims=True)))
             i = j
-        files[doc] = index_store.FileRecord(doc, "/bench/synthetic", "/bench/" + doc, "synthetic", lang,
-                                            len(chunks) - n_before)
-    out = index_store.empty_index(first.embedder["name"], dim, first.chunking)
-    out.files, out.texts, out.chunks = files, texts, chunks
-    out.vectors = np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32)
-    out.sentences = index_store.SentenceVectors.build(per_chunk, dim)
+        out.append(prepared(DocumentRecord(doc, "/bench/synthetic", "/bench/" + doc, "synthetic", lang, len(chunks)),
+                            text, chunks, vectors, per_chunk, dim))
+        n_chunks += len(chunks)
     return out
 
 
@@ -467,27 +475,26 @@ def scale_worker(args: argparse.Namespace) -> None:
     """Runs in a fresh process: load one index, measure load time, RSS delta and query latencies; print JSON."""
     from assistant import Assistant
     from assistant.embed import load_embedder
-    from assistant.settings import Settings
 
     settings = Settings.from_env()
-    emb = load_embedder(settings.embedder, cache_dir=settings.cache_dir, threads=args.threads)
+    emb = load_embedder(settings.embedding.embedder, cache_dir=settings.store.cache_dir, threads=args.threads or None)
     emb.embed_queries(["warm up"])
     emb.embed_passages(["warm up"])
     questions = json.loads(Path(args.questions).read_text(encoding="utf-8"))
     gc.collect()
     rss0 = rss_bytes()
     t0 = now()
-    asst = Assistant(index_dir=args.worker_index, sources=[], embedder=emb, threads=args.threads)
-    data = asst._load()  # read meta.json, vectors.faiss, the BM25 arrays and sentence vectors (memory-mapped)
+    asst = Assistant(index_dir=args.worker_index, sources=[], embedder=emb, threads=args.threads or None)
+    data = asst.reader()  # read meta.json, vectors.faiss, the BM25 arrays and sentence vectors (memory-mapped)
     t1 = now()
-    retriever = asst.retriever  # over the loaded faiss and BM25 indexes
+    asst.retriever  # noqa: B018
     t2 = now()
     gc.collect()
     rss1 = rss_bytes()
     answerer = asst.answerer
     out: dict[str, Any] = {
-        "chunks": len(data.chunks), "read_s": t1 - t0, "retriever_s": t2 - t1, "rss_delta": rss1 - rss0,
-        "faiss": type(retriever._faiss).__name__,
+        "chunks": len(data), "read_s": t1 - t0, "retriever_s": t2 - t1, "rss_delta": rss1 - rss0,
+        "faiss": type(data.faiss_index).__name__,
     }
     lat: dict[str, list[float]] = {k: [] for k in
                                    ("embed_q", "retrieve_cold", "retrieve_warm", "answer_cold", "answer_warm")}
@@ -507,60 +514,57 @@ def scale_worker(args: argparse.Namespace) -> None:
         lat["retrieve_warm"].append(now() - start)
     for q in questions[: args.answers]:
         clear_query_cache(emb)
-        clear_sentence_cache(answerer)
+        answerer.sentence_cache.clear()
         start = now()
         a = asst.answer(q)
         lat["answer_cold"].append(now() - start)
         n_sentences.append(len(answerer.candidates(a.passages)))
-        n_embedded.append(sentences_embedded(answerer))
+        n_embedded.append(len(answerer.sentence_cache))
         start = now()
         asst.answer(q)
         lat["answer_warm"].append(now() - start)
     out["latency"] = {k: [pct(v, 50), pct(v, 95)] for k, v in lat.items()}
     out["sentences"] = float(np.mean(n_sentences)) if n_sentences else 0.0
     out["sentences_embedded"] = float(np.mean(n_embedded)) if n_embedded else 0.0
-    out["sentence_vectors"] = None if data.sentences is None else len(data.sentences)
+    out["sentence_vectors"] = data.manifest.n_sentence_vectors
     # approximate search: recall@10 of the index in use against exact search, on these questions
     if out["faiss"] != "IndexFlatIP":
         import faiss
 
-        exact = faiss.IndexFlatIP(data.dim)
+        exact = faiss.IndexFlatIP(data.vectors.shape[1])
         exact.add(data.vectors)
         qv = emb.embed_queries(questions)
         for k in (10, 50):
             _, e_ids = exact.search(qv, k)
-            _, a_ids = retriever._faiss.search(qv, k)
+            _, a_ids = data.faiss_index.search(qv, k)
             out[f"recall@{k}"] = float(np.mean([len(set(a) & set(e)) / k for a, e in zip(a_ids, e_ids)]))
         # what the answer sees: the fused top 5 with the approximate index against the same with exact search
         approx_top = [[h.chunk.chunk_id for h in asst.retrieve(q)] for q in questions]
-        approx = retriever._faiss
-        retriever._faiss = exact
-        try:
-            exact_top = [[h.chunk.chunk_id for h in asst.retrieve(q)] for q in questions]
-        finally:
-            retriever._faiss = approx
+        exact_reader = Generation(data.name, data.manifest, data.texts, data.chunk_list, data.vectors,
+                                  data.sentences, exact, data.keywords)
+        exact_top = [[h.chunk.chunk_id for h in asst.retriever.retrieve(exact_reader, q, 5)] for q in questions]
         out["top5_same"] = float(np.mean([len(set(a) & set(e)) / max(1, len(e)) for a, e in
                                           zip(approx_top, exact_top)]))
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData], data: Data, work: Path,
+def bench_scale(t: Table, sizes: Sequence[int], base: list[Generation], data: Data, work: Path,
                 questions: list[str], threads: int, answers: int, compare_exact: bool = True) -> dict:
     section = "3. scale"
-    chunk_chars = int(np.mean([c.end - c.start for d in base for c in d.chunks]))
+    chunk_chars = int(np.mean([c.end - c.start for d in base for c in d.chunk_list]))
     qfile = work / "scale-questions.json"
     qfile.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
     t.add(section, "setup",
           f"{len(questions)} XQuAD questions (ar + en, mixed pairs) for retrieval, the first "
           f"{min(answers, len(questions))} of them for answers; k=5; each asked cold then warm",
-          f"index = the real XQuAD chunks ({sum(len(d.chunks) for d in base)}, real e5 vectors) + synthetic "
+          f"index = the real XQuAD chunks ({sum(len(d) for d in base)}, real e5 vectors) + synthetic "
           f"documents of shuffled XQuAD paragraphs (~{chunk_chars} chars/chunk); synthetic vectors = random mixes "
           "of the real vectors of the chunks holding their paragraphs + Gaussian noise, not real embeddings; "
           "each size measured in a fresh process")
     found = {}
     runs = []
     for size in sizes:
-        if size >= index_store.HNSW_MIN_VECTORS and compare_exact:
+        if size >= StoreSettings().hnsw_min_vectors and compare_exact:
             runs.append((size, "exact"))  # what the index was before HNSW: the "before" of this size
         runs.append((size, "auto"))
     for size, kind in runs:
@@ -569,15 +573,10 @@ def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData
         start = now()
         synth = synthetic_index(size, base, data, chunk_chars)
         made = now() - start
-        threshold = index_store.HNSW_MIN_VECTORS
-        if kind == "exact":
-            index_store.HNSW_MIN_VECTORS = 1 << 62
-        try:
-            start = now()
-            index_store.write_index(synth, idx)
-            wrote = now() - start
-        finally:
-            index_store.HNSW_MIN_VECTORS = threshold
+        start = now()
+        write_collection(idx, base[0].manifest.embedder, base[0].manifest.chunking, synth,
+                         hnsw_min_vectors=1 << 62 if kind == "exact" else None)
+        wrote = now() - start
         del synth
         gc.collect()
         disk = folder_bytes(idx)
@@ -622,11 +621,11 @@ def bench_scale(t: Table, sizes: Sequence[int], base: list[index_store.IndexData
 # ------------------------------------------------------------------------------------------------ 4. re-ingest
 
 
-def bench_reingest(t: Table, emb: Any, base: index_store.IndexData, data: Data, work: Path, n_files: int,
+def bench_reingest(t: Table, emb: Any, base: Generation, data: Data, work: Path, n_files: int,
                    threads: int) -> dict:
     """``n_files`` files of shuffled paragraphs, indexed (synthetic vectors); one is edited; time ``ingest()``."""
     from assistant import Assistant
-    from assistant.load import file_sha256
+    from assistant.loaders import file_sha256
 
     section = "4. re-ingest"
     pyrng = random.Random(3)
@@ -640,47 +639,45 @@ def bench_reingest(t: Table, emb: Any, base: index_store.IndexData, data: Data, 
     # that ingest() finds them unchanged
     rng = np.random.default_rng(5)
     source = str(folder.resolve())
-    data_ix = index_store.empty_index(base.embedder["name"], base.dim, base.chunking)
-    chunks, vecs, per_chunk = [], [], []
+    dim = base.vectors.shape[1]
+    documents, n_total = [], 0
     for i, path in enumerate(sorted(folder.glob("*.txt"))):
         text = path.read_text(encoding="utf-8")
         doc = path.name
         lang = ("ar", "en")[i % 2]
-        pos, n = 0, 0
+        pos = 0
+        chunks, vecs, per_chunk = [], [], []
         parts = text.rstrip("\n").split("\n\n")
         for k in range(0, len(parts), 2):
             piece = "\n\n".join(parts[k:k + 2])
             start = text.index(piece, pos)
-            chunks.append(Chunk(doc, start, start + len(piece), piece, lang, len(chunks)))
-            v = base.vectors[rng.integers(len(base.vectors))] + 0.6 * rng.normal(size=base.dim) / np.sqrt(base.dim)
+            chunks.append(Chunk(doc, start, start + len(piece), piece, lang))
+            v = base.vectors[rng.integers(len(base.vectors))] + 0.6 * rng.normal(size=dim) / np.sqrt(dim)
             vecs.append(v / np.linalg.norm(v))
             spans = chunk_sentences(piece)
-            sv = v + 0.6 * rng.normal(size=(len(spans), base.dim)) / np.sqrt(base.dim)
+            sv = v + 0.6 * rng.normal(size=(len(spans), dim)) / np.sqrt(dim)
             per_chunk.append((spans, sv / np.linalg.norm(sv, axis=1, keepdims=True)))
             pos = start
-            n += 1
-        data_ix.files[doc] = index_store.FileRecord(doc, source, str(path.resolve()), file_sha256(path), lang, n)
-        data_ix.texts[doc] = text
-    data_ix.chunks = chunks
-    data_ix.vectors = np.asarray(vecs, dtype=np.float32)
-    data_ix.sentences = index_store.SentenceVectors.build(per_chunk, base.dim)
+        n_total += len(chunks)
+        documents.append(prepared(DocumentRecord(doc, source, str(path.resolve()), file_sha256(path), lang,
+                                                 len(chunks)), text, chunks, vecs, per_chunk, dim))
     idx = work / "reingest-index"
-    index_store.write_index(data_ix, idx)
+    write_collection(idx, base.manifest.embedder, base.manifest.chunking, documents)
 
     def edit(i: int) -> None:
         p = folder / f"doc-{i:04d}.txt"
         p.write_text(p.read_text(encoding="utf-8") + f"\nEdited {i} at {time.time()}.\n", encoding="utf-8")
 
     # warm: an Assistant that already has the index in memory (the web app's "add documents")
-    asst = Assistant(index_dir=idx, sources=[source], embedder=emb, threads=threads)
-    asst.status()
+    asst = Assistant(index_dir=idx, sources=[source], embedder=emb, threads=threads or None)
+    asst.reader()
     edit(1)
     start = now()
     r1 = asst.ingest()
     warm = now() - start
     # cold: a fresh process would also read the index first (the CLI's `assistant ingest`)
     edit(2)
-    asst2 = Assistant(index_dir=idx, sources=[source], embedder=emb, threads=threads)
+    asst2 = Assistant(index_dir=idx, sources=[source], embedder=emb, threads=threads or None)
     start = now()
     r2 = asst2.ingest()
     cold = now() - start
@@ -690,13 +687,13 @@ def bench_reingest(t: Table, emb: Any, base: index_store.IndexData, data: Data, 
     from assistant.types import Document
 
     pieces = chunk_document(Document("doc-0002.txt", "", text, "", "en"), count_tokens=emb.count_tokens,
-                            target_tokens=asst2.settings.chunk_tokens,
-                            overlap_sentences=asst2.settings.chunk_overlap)
+                            target_tokens=asst2.settings.chunking.chunk_tokens,
+                            overlap_sentences=asst2.settings.chunking.chunk_overlap)
     start = now()
     emb.embed_passages([p.text for p in pieces])
-    emb.embed_passages(index_store.distinct_sentences(pieces))
+    emb.embed_passages(distinct_sentences(pieces))
     embed_one = now() - start
-    t.add(section, "collection", f"{n_files:,} files, {len(chunks):,} chunks",
+    t.add(section, "collection", f"{n_files:,} files, {n_total:,} chunks",
           "files of 6 shuffled XQuAD paragraphs; initial index with synthetic vectors; then one file edited")
     t.add(section, "re-ingest one changed file, index in memory", f"{warm:.2f} s",
           f"{r1.changed} changed, {r1.unchanged} unchanged, {r1.embedded} chunks embedded (and their sentences)")
@@ -775,7 +772,8 @@ def bench_concurrency(t: Table, asst: Any, questions: list[str], clients: int, s
           "the Arabic XQuAD index; app in this process")
     t.add(section, "requests served", f"{len(lat)} ({len(lat) / elapsed:.1f}/s)",
           f"{len(set(asked))} distinct questions among {len(asked)} asked: the rest were repeats (cached, warm); "
-          f"up to {web.ANSWER_CONCURRENCY} /ask requests run at once (web.ANSWER_CONCURRENCY), the others queue")
+          f"up to {asst.settings.web.concurrency} /ask requests run at once (ASSISTANT_WEB_CONCURRENCY), the others "
+          "queue")
     t.add(section, "errors", f"{len(errors)}", "goal 0" + (f"; first: {errors[0][:120]}" if errors else ""))
     t.add(section, "latency p50 / p95", f"{ms(pct(lat, 50))} / {ms(pct(lat, 95))} ms",
           "as seen by the client, queueing included")
@@ -866,18 +864,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
     try:
         from assistant.embed import load_embedder
-        from assistant.settings import Settings
 
         settings = Settings.from_env()
         start = now()
-        emb = load_embedder(settings.embedder, cache_dir=settings.cache_dir, threads=args.threads)
+        emb = load_embedder(settings.embedding.embedder, cache_dir=settings.store.cache_dir,
+                            threads=args.threads or None)
         emb.embed_queries(["warm up"])
         t.add("0. setup", "embedder load", f"{now() - start:.1f} s", f"{emb.name}, dim {emb.dim}, "
-              f"chunk_tokens {settings.chunk_tokens}, Settings.threads {args.threads} (0 = library default)")
+              f"chunk_tokens {settings.chunking.chunk_tokens}, threads {args.threads} (0 = library default)")
         data = prepare_data(xquad, work, 4 if quick else None, limit)
         ing = bench_ingest(t, emb, data, work, args.threads, 2 if quick else 3)
         assistants = ing["assistants"]
-        base = [assistants[lang]._load() for lang in ("ar", "en")]
+        base = [assistants[lang].reader() for lang in ("ar", "en")]
         questions_text = list(dict.fromkeys(q.question for q in data.questions))
         summary: dict[str, Any] = {"ingest": ing}
         if "textbook" not in skip:

@@ -2,8 +2,8 @@
 
 Usage:  python eval/check_seed_questions.py [QUESTIONS.jsonl] [--seeds DIR]
 
-Exits 1 (after listing every problem) when the file is invalid, 0 otherwise.
-Self-contained: uses only the standard library, so it runs without the assistant package installed.
+Exits 1 (after listing every problem) when the file is invalid, 0 otherwise. Answers are matched after the
+assistant's own normalisation (``assistant.normalize.normalize``, described in eval/README.md).
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import argparse
 import json
 import re
 import sys
-import unicodedata
 from collections import Counter
 from pathlib import Path
+
+from assistant.normalize import normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = ROOT / "eval" / "seed_questions.jsonl"
@@ -26,24 +27,6 @@ LANGS = {"ar", "en"}
 STRICT_TYPES = {"number", "name", "date"}  # evidence MUST contain an answer form
 ID_RE = re.compile(r"^seed-\d{3,}$")
 ARABIC_RE = re.compile(r"[\u0600-\u06FF]")
-
-# Mirrors assistant/normalize.py::normalize (kept local so this check needs no project imports).
-_TABLE: dict[int, str | None] = {cp: None for cp in (
-    *range(0x064B, 0x0660), 0x0670, *range(0x0610, 0x061B), *range(0x06D6, 0x06EE), 0x0640,
-    0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E,
-    0x2066, 0x2067, 0x2068, 0x2069, 0x061C, 0xFEFF, 0x00AD)}
-_TABLE.update({ord(c): "ا" for c in "أإآٱ"})
-_TABLE.update({ord("ى"): "ي", ord("ی"): "ي", ord("ک"): "ك", ord("ة"): "ه", ord("ؤ"): "ء", ord("ئ"): "ء",
-               0x066B: ".", 0x066C: ",", 0x066A: "%"})
-_TABLE.update({0x0660 + i: str(i) for i in range(10)})
-_TABLE.update({0x06F0 + i: str(i) for i in range(10)})
-
-
-def normalize(s: str) -> str:
-    """The matching normalisation described in eval/README.md (same rules as assistant.normalize)."""
-    s = unicodedata.normalize("NFKC", s).translate(_TABLE).casefold()
-    return " ".join(s.split())
-
 
 def matches(answer_text: str, forms: list[str]) -> bool:
     """True when any acceptable form is contained in the answer text (after normalisation)."""

@@ -140,8 +140,9 @@ def test_reingest_embeds_only_the_changed_file(tmp_path, embedder):
     assert (changed.added, changed.changed, changed.removed, changed.unchanged) == (0, 1, 0, 2)
     assert changed.embedded == 1  # the one chunk of the changed file, nothing else
     assert changed.chunks == first.chunks
-    assert asst.status()["sentence_vectors"] == sum(
-        len(asst.retriever.sentences.for_chunk(c.chunk_id)[0]) for c in asst.retriever.chunks)
+    reader = asst.reader()
+    stored = reader.sentence_vectors(range(len(reader)))
+    assert asst.status()["sentence_vectors"] == sum(len(spans) for spans, _ in stored.values()) > changed.chunks
 
     # a fresh Assistant over the same folder sees the update on disk
     fresh = Assistant(index_dir=tmp_path / "idx", sources=[docs], embedder=embedder)
@@ -178,7 +179,8 @@ def test_sentence_vectors_are_made_at_ingest_so_answers_embed_only_the_question(
     counting = CountingEmbedder(embedder)
     asst = Assistant(index_dir=tmp_path / "idx", sources=[SEEDS], embedder=counting)
     asst.ingest()
-    chunks = asst.retriever.chunks
+    reader = asst.reader()
+    chunks = reader.chunks(range(len(reader)))
     sentences = {c.text[s:e] for c in chunks for s, e in chunk_sentences(c.text)}
     # every chunk, and every distinct sentence once (neighbouring chunks share a sentence)
     assert sorted(counting.passages) == sorted([c.text for c in chunks] + list(sentences))
@@ -211,7 +213,8 @@ def test_without_sentence_vectors_answers_embed_the_sentences(tmp_path, embedder
     counting.passages.clear()
     again = on.ingest()
     assert (again.unchanged, again.embedded) == (1, 0)
-    assert counting.passages and not set(counting.passages) & {c.text for c in on.retriever.chunks}
+    reader = on.reader()
+    assert counting.passages and not set(counting.passages) & {c.text for c in reader.chunks(range(len(reader)))}
     assert on.status()["sentence_vectors"] > report.chunks
     assert all(h.sentence is not None for h in on.retrieve("كم عدد الحسابات التي تم اختراقها؟"))
 
@@ -281,7 +284,7 @@ def test_status_and_documents_do_not_load_the_embedding_model(seed_assistant, mo
         raise AssertionError("the embedding model was loaded to answer status")
 
     monkeypatch.setattr(embed_module, "load_embedder", refuse)
-    fresh = Assistant(index_dir=seed_assistant.index_dir, sources=[])
+    fresh = Assistant(index_dir=seed_assistant.location, sources=[])
     status = fresh.status()
     assert status["documents"] == 1 and status["chunks"] > 1
     assert fresh.documents() == [SEED]
@@ -291,8 +294,8 @@ def test_cli_ingest_without_paths_updates_the_recorded_sources_reading_the_index
                                                                                       monkeypatch):
     from typer.testing import CliRunner
 
-    from assistant import index as index_store
     from assistant.cli import app
+    from assistant.store.folder import FolderStore
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -305,8 +308,8 @@ def test_cli_ingest_without_paths_updates_the_recorded_sources_reading_the_index
     (docs / "notes.txt").write_text("The meeting is on Tuesday.\n", encoding="utf-8")
 
     reads = []
-    real = index_store.load_index
-    monkeypatch.setattr(index_store, "load_index", lambda d: reads.append(d) or real(d))
+    real = FolderStore._load
+    monkeypatch.setattr(FolderStore, "_load", lambda self, name: reads.append(name) or real(self, name))
     again = runner.invoke(app, ["ingest", "--index", idx, "--threads", "1"])
     assert again.exit_code == 0, again.output
     assert "1 added" in again.output and "1 unchanged" in again.output  # the recorded folder, scanned again

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from assistant.chunk import chunk_document, split_clauses, split_sentences
-from assistant.load import load_file
+from assistant.loaders import load_file
 from assistant.types import Document
 
 ROOT = Path(__file__).resolve().parent.parent

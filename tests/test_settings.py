@@ -1,25 +1,68 @@
-"""Settings: defaults in code, overridden by ASSISTANT_* variables and explicit overrides."""
+"""Settings: defaults in code, overridden by ASSISTANT_* variables and explicit overrides, in groups."""
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import pytest
 
-from assistant.settings import Settings
+from assistant.errors import AssistantError, SettingsError
+from assistant.settings import AnswerSettings, Settings, env_name
+
+PACKAGE = Path(__file__).resolve().parents[1] / "assistant"
 
 
 def test_environment_overrides_defaults_and_explicit_overrides_win():
     s = Settings.from_env({"ASSISTANT_K": "7", "ASSISTANT_SENTENCE_WEIGHT": "0.5", "ASSISTANT_SOURCES": "a:b"})
-    assert (s.k, s.sentence_weight, s.sources) == (7, 0.5, ("a", "b"))
-    assert Settings.from_env({"ASSISTANT_K": "7"}, k=3).k == 3
-    assert Settings.from_env({}).sentence_vectors is True
+    assert (s.retrieval.k, s.retrieval.sentence_weight, s.store.sources) == (7, 0.5, ("a", "b"))
+    assert Settings.from_env({"ASSISTANT_K": "7"}, k=3).retrieval.k == 3
+    assert Settings.from_env({}).chunking.sentence_vectors is True
+
+
+def test_groups_have_their_own_names_and_defaults():
+    s = Settings.from_env({"ASSISTANT_ANSWER_REFUSAL_THRESHOLD": "0.9", "ASSISTANT_VERIFY_MIN_DENSE": "0.5",
+                           "ASSISTANT_WEB_CONCURRENCY": "3", "ASSISTANT_THREADS": "2"})
+    assert s.answer.refusal_threshold == 0.9 and s.verify.min_dense == 0.5 and s.web.concurrency == 3
+    assert s.embedding.threads == 2 and Settings().embedding.threads is None  # None: the library's default
+    assert s.answer.refusal_threshold_cross == AnswerSettings().refusal_threshold_cross
+    assert env_name("answer_w_lexical") == "ASSISTANT_ANSWER_W_LEXICAL"
+    assert env_name("verify_w_lexical") == "ASSISTANT_VERIFY_W_LEXICAL"
+    assert env_name("openai_api_key") == "OPENAI_API_KEY"  # the backends' usual variables
+    assert Settings().with_overrides(answer_max_sentences=1, index_dir=Path("/x")).answer.max_sentences == 1
+    assert "sk-secret" not in repr(Settings.from_env({"OPENAI_API_KEY": "sk-secret"}))  # a secret is not shown
 
 
 @pytest.mark.parametrize("raw, value", [("0", False), ("false", False), ("No", False), ("off", False),
                                         ("1", True), ("TRUE", True), ("yes", True), (" on ", True)])
 def test_boolean_settings(raw, value):
-    assert Settings.from_env({"ASSISTANT_SENTENCE_VECTORS": raw}).sentence_vectors is value
+    assert Settings.from_env({"ASSISTANT_SENTENCE_VECTORS": raw}).chunking.sentence_vectors is value
 
 
-@pytest.mark.parametrize("name, raw", [("SENTENCE_VECTORS", "maybe"), ("K", "five"), ("LEXICAL_SCALE", "x")])
+@pytest.mark.parametrize("name, raw", [("SENTENCE_VECTORS", "maybe"), ("K", "five"), ("LEXICAL_SCALE", "x"),
+                                       ("THREADS", "many")])
 def test_a_bad_value_names_the_variable(name, raw):
-    with pytest.raises(ValueError, match=f"ASSISTANT_{name}='{raw}' is not a valid"):
+    with pytest.raises(SettingsError, match=f"ASSISTANT_{name}='{raw}' is not a valid"):
         Settings.from_env({f"ASSISTANT_{name}": raw})
+
+
+def test_bad_overrides_are_user_errors():
+    with pytest.raises(AssistantError, match="unknown setting 'kk'"):
+        Settings().with_overrides(kk=3)
+    with pytest.raises(AssistantError, match="setting k must be int"):
+        Settings().with_overrides(k="five")
+
+
+def test_only_settings_reads_the_environment():
+    """Every environment read of the package's own behaviour is in settings.py."""
+    readers = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                parent = getattr(node.value, "id", None)
+                if parent == "os":
+                    readers.append(path.relative_to(PACKAGE).as_posix())
+    # web/app.py only switches gradio's analytics off; embed.py switches the Hugging Face libraries offline while a
+    # model loads and finds their cache by their own variable
+    allowed = {"settings.py", "web/app.py", "embed.py"}
+    assert set(readers) <= allowed, sorted(set(readers) - allowed)

@@ -1,0 +1,18 @@
+"""The fixed sentences an answer may consist of, in both languages."""
+from __future__ import annotations
+
+__all__ = ["CROSS_LINGUAL_LEAD", "NO_DOCUMENTS", "REFUSAL"]
+
+REFUSAL = {
+    "en": "The documents do not contain an answer to this question.",
+    "ar": "لا تتضمن الوثائق إجابة عن هذا السؤال.",
+}
+CROSS_LINGUAL_LEAD = {
+    # question language -> lead used when the cited text is in the other language
+    "en": "The documents (in Arabic) say: ",
+    "ar": "تقول الوثائق (بالإنجليزية): ",
+}
+NO_DOCUMENTS = {
+    "en": "There are no documents in the index yet; add some with `assistant ingest`.",
+    "ar": "لا توجد وثائق في الفهرس بعد؛ أضفها بالأمر `assistant ingest`.",
+}
