@@ -25,7 +25,8 @@ class Assistant:
     >>> asst.ingest()                      # incremental
     >>> asst.answer("How many accounts were compromised?").text
 
-    ``store``: where the collection is (a folder, or a URL of a registered store; default: ``index_dir``).
+    ``store``: where the collection is (a folder, or a URL of a registered store; default: the ``store`` setting,
+    else ``index_dir``).
     ``sources``: what ``ingest()`` reads by default; a store that does not exist yet is built from them on first
     use (an empty list: never built automatically). ``embedder``: a model name, or an embedder object to share.
     """
@@ -48,7 +49,7 @@ class Assistant:
         )
         self._embedder = embedder if embedder is not None and not isinstance(embedder, str) else None
         if store is None or isinstance(store, (str, Path)):
-            self.store: Store = open_store(store if store is not None else self.settings.store.index_dir,
+            self.store: Store = open_store(store if store is not None else self.settings.location,
                                            self.settings.store)
         else:
             self.store = store

@@ -24,6 +24,9 @@ app = typer.Typer(
 )
 
 IndexOpt = typer.Option(None, "--index", help="Index folder (default: ./index of the project, or $ASSISTANT_INDEX_DIR).")
+StoreOpt = typer.Option(
+    None, "--store", help="Where the collection is: a folder, or a database URL such as postgresql://user@host/db "
+    "(default: $ASSISTANT_STORE, else the --index folder).")
 EmbedderOpt = typer.Option(
     None, "--embedder", help="Embedding model: the default bundled multilingual-e5-small, or a sentence-transformers "
     "folder / cached model name."
@@ -36,9 +39,15 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _settings(index: Optional[Path], embedder: Optional[str], threads: Optional[int], **overrides: Any) -> Settings:
+def _settings(index: Optional[Path], embedder: Optional[str], threads: Optional[int], *,
+              store: Optional[str] = None, **overrides: Any) -> Settings:
+    if index is not None and store is not None:
+        _fail("give either --index or --store, not both")
     try:
-        return Settings.from_env(index_dir=index, embedder=embedder, threads=threads, **overrides)
+        settings = Settings.from_env(index_dir=index, embedder=embedder, threads=threads, **overrides)
+        if index is not None:  # an explicit folder wins over $ASSISTANT_STORE
+            settings = settings.with_overrides(store=str(index))
+        return settings.with_overrides(store=store)
     except AssistantError as e:
         _fail(str(e))
         raise  # unreachable
@@ -58,6 +67,7 @@ def ingest(
     paths: List[Path] = typer.Argument(None, help="Files or folders to index (default: the sources already in the "
                                        "index, or the seed documents)."),
     index: Optional[Path] = IndexOpt,
+    store: Optional[str] = StoreOpt,
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-embed everything from scratch."),
     embedder: Optional[str] = EmbedderOpt,
     threads: Optional[int] = ThreadsOpt,
@@ -65,7 +75,7 @@ def ingest(
     """Index documents (txt, md, html, pdf, docx). Only new or changed files are embedded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    settings = _settings(index, embedder, threads)
+    settings = _settings(index, embedder, threads, store=store)
     try:
         asst = _assistant(settings, default_sources=True)
         targets: list[str] | None = [str(p) for p in paths] if paths else None
@@ -111,6 +121,7 @@ BaseUrlOpt = typer.Option(
 def ask(
     question: str = typer.Argument(..., help="The question, in Arabic or English."),
     index: Optional[Path] = IndexOpt,
+    store: Optional[str] = StoreOpt,
     k: int = typer.Option(5, "-k", "--k", min=1, max=50, help="Passages to retrieve."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     backend: Optional[str] = BackendOpt,
@@ -121,8 +132,8 @@ def ask(
     threads: Optional[int] = ThreadsOpt,
 ) -> None:
     """Answer a question from the indexed documents, with numbered sources."""
-    settings = _settings(index, embedder, threads, backend=backend, base_url=base_url)
-    default_index = index is None
+    settings = _settings(index, embedder, threads, store=store, backend=backend, base_url=base_url)
+    default_index = index is None and store is None
     streamed = ""
     try:
         asst = _assistant(settings, default_sources=default_index)
@@ -185,9 +196,10 @@ def ask(
 
 
 @app.command()
-def status(index: Optional[Path] = IndexOpt, embedder: Optional[str] = EmbedderOpt) -> None:
+def status(index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt,
+           embedder: Optional[str] = EmbedderOpt) -> None:
     """Show what the index holds."""
-    settings = _settings(index, embedder, None)
+    settings = _settings(index, embedder, None, store=store)
     try:
         st = _assistant(settings, default_sources=False).status()
     except AssistantError as e:
@@ -220,6 +232,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
     port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on."),
     index: Optional[Path] = IndexOpt,
+    store: Optional[str] = StoreOpt,
     uploads: Optional[Path] = typer.Option(
         None, "--uploads", help="Folder for documents uploaded in the page (default: uploads/ beside the index)."
     ),
@@ -232,10 +245,10 @@ def serve(
     except ImportError as e:
         _fail(f"the web app needs gradio ({e}); install it with `pip install gradio`")
         return
-    _settings(index, embedder, threads)  # validates the environment's settings with a clear message
+    settings = _settings(index, embedder, threads, store=store, uploads_dir=uploads)
     typer.echo(f"serving on http://{host}:{port} (Ctrl+C to stop)", err=True)
     try:
-        serve_web(index, host=host, port=port, uploads_dir=uploads, embedder=embedder, threads=threads)
+        serve_web(settings, host=host, port=port, default_sources=index is None and store is None)
     except AssistantError as e:
         _fail(str(e))
 
@@ -250,6 +263,7 @@ def eval_(
     index: Optional[Path] = typer.Option(
         None, "--index", help="The index to ask (default: the seed collection). With --dataset: the folder for the "
         "per-language indexes DIR/<lang> (default: a cache folder, reused and updated incrementally)."),
+    store: Optional[str] = StoreOpt,
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: eval_out/<name>-<timestamp>)."),
     k: Optional[int] = typer.Option(None, "-k", "--k", help="Passages given to each answer (default: the k "
                                     "setting, 5); retrieval metrics always use the top 10."),
@@ -286,10 +300,11 @@ def eval_(
             eval_settings = (_settings(None, None, None, backend=backend, base_url=base_url)
                              if backend is not None or base_url is not None else None)
             run = run_evaluation(
-                questions, dataset=dataset, index=index, k=k, pairs=pairs, limit=limit, threads=threads,
-                embedder=embedder, progress=progress, settings=eval_settings,
-                command=cli_command(questions, dataset=dataset, index=index, out=out, k=k, pairs=pairs, limit=limit,
-                                    backend=backend, **{"base-url": base_url}, embedder=embedder, threads=threads),
+                questions, dataset=dataset, index=store if store is not None else index, k=k, pairs=pairs,
+                limit=limit, threads=threads, embedder=embedder, progress=progress, settings=eval_settings,
+                command=cli_command(questions, dataset=dataset, index=index, store=store, out=out, k=k, pairs=pairs,
+                                    limit=limit, backend=backend, **{"base-url": base_url}, embedder=embedder,
+                                    threads=threads),
                 on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
             )
         target = out if out is not None else default_out_dir(run.report["meta"]["name"])

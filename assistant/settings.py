@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +31,9 @@ def _default_cache_dir() -> str:
 
 @dataclass(frozen=True)
 class StoreSettings:
+    # where the collection is: a folder (the folder store) or a URL of a registered store, e.g.
+    # postgresql://user@host/db; "": the folder index_dir
+    store: str = ""
     index_dir: str = str(PROJECT_ROOT / "index")  # the folder store of the default collection
     sources: tuple[str, ...] = (str(PROJECT_ROOT / "seeds"),)  # folders of the default collection
     cache_dir: str = field(default_factory=_default_cache_dir)  # converted models, evaluation indexes
@@ -169,7 +172,7 @@ class Settings:
         for key, value in overrides.items():
             if value is None:
                 continue
-            if key in _GROUPS:
+            if key in _GROUPS and is_dataclass(value):  # a whole group ("store" is also a field: its location)
                 groups[key] = value
                 continue
             where = _FLAT.get(key)
@@ -195,6 +198,11 @@ class Settings:
             values[key] = _parse(var, type_, raw)
         return cls().with_overrides(**values).with_overrides(**overrides)
 
+    @property
+    def location(self) -> str:
+        """Where the collection is: the ``store`` setting, else the folder ``index_dir``."""
+        return self.store.store or self.store.index_dir
+
     def flat(self) -> dict[str, Any]:
         """Every field by its flat name (what a report records)."""
         return {key: getattr(getattr(self, group), name) for key, (group, name, _t) in _FLAT.items()}
@@ -212,8 +220,8 @@ def _build_index() -> tuple[dict[str, tuple[str, str, Any]], dict[str, tuple[str
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
             key = prefix + f.name
-            if key in flat or key in _GROUPS:  # pragma: no cover - a programming error, caught at import
-                raise RuntimeError(f"two settings (or a setting and a group) are named {key!r}")
+            if key in flat:  # pragma: no cover - a programming error, caught at import
+                raise RuntimeError(f"two settings are named {key!r}")
             flat[key] = (group, f.name, hints[f.name])
             env[key] = (group, f.name, hints[f.name], f.metadata.get("env") or "ASSISTANT_" + key.upper())
     return flat, env

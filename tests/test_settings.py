@@ -66,3 +66,10 @@ def test_only_settings_reads_the_environment():
     # model loads and finds their cache by their own variable
     allowed = {"settings.py", "web/app.py", "embed.py"}
     assert set(readers) <= allowed, sorted(set(readers) - allowed)
+
+
+def test_the_store_location_setting_and_its_group():
+    s = Settings.from_env({"ASSISTANT_STORE": "postgresql://u@h/db", "ASSISTANT_INDEX_DIR": "/idx"})
+    assert s.location == "postgresql://u@h/db" and s.store.index_dir == "/idx"
+    assert Settings.from_env({"ASSISTANT_INDEX_DIR": "/idx"}).location == "/idx"
+    assert Settings().with_overrides(store="/elsewhere").location == "/elsewhere"

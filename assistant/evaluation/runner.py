@@ -160,7 +160,7 @@ def run_evaluation(
         shared = None
         for lang in sorted({q.doc_lang for q in qs}):
             files = collection.document_files(lang)
-            asst = Assistant(settings=settings.with_overrides(index_dir=str(base_dir / lang)), sources=[],
+            asst = Assistant(settings=settings, store=str(base_dir / lang), sources=[],
                              embedder=shared)
             step = (lambda done, total, _l=lang: progress(f"indexing {_l}", done, total)) if progress else None
             report = asst.ingest(files, progress=(lambda _s, d, t: step(d, t)) if step else None, on_warning=warn)
@@ -180,7 +180,7 @@ def run_evaluation(
         chosen = parse_pairs(pairs, {q.pair for q in all_qs})
         qs = select_questions(all_qs, pairs=chosen, limit=limit, seed=seed)
         if index is not None:
-            asst = Assistant(settings=settings.with_overrides(index_dir=str(index)), sources=[])
+            asst = Assistant(settings=settings, store=str(index), sources=[])
         else:  # the default collection, brought up to date (incremental) like the default assistant
             asst = Assistant(settings=settings)
             step = (lambda _s, d, t: progress("indexing", d, t)) if progress else None

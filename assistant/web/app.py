@@ -12,10 +12,11 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..assistant import Assistant
 from ..errors import AssistantError, UploadError
+from ..settings import Settings
 from ..normalize import detect_language
 from .render import (
     answer_html,
@@ -228,21 +229,17 @@ def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, *, block
     )
 
 
-def serve(
-    index_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 7860,
-    uploads_dir: str | Path | None = None, embedder: str | None = None, threads: int | None = None,
-    block: bool = True, **settings: Any,
-):
-    """Build the ``Assistant`` (the default seed collection when ``index_dir`` is None) and serve the app."""
-    from ..settings import Settings
-
-    base = Settings.from_env(index_dir=index_dir, embedder=embedder, threads=threads, **settings)
-    # like the CLI: only the default index is built from the default sources on first use
-    assistant = Assistant(settings=base, sources=None if index_dir is None else [])
+def serve(settings: "Settings | None" = None, *, host: str = "127.0.0.1", port: int = 7860,
+          default_sources: bool = True, block: bool = True):
+    """Build the ``Assistant`` from ``settings`` and serve the app. ``default_sources``: build the collection from
+    the configured sources when it does not exist yet (the default seed collection; a store named explicitly is
+    never built implicitly)."""
+    settings = settings or Settings.from_env()
+    assistant = Assistant(settings=settings, sources=None if default_sources else [])
     try:
-        assistant.reader()  # load (or build) the index now rather than on the first question
+        assistant.reader()  # load (or build) the collection now rather than on the first question
     except AssistantError:
-        pass  # no index yet: documents can be added from the Documents tab
-    app = build_app(assistant, uploads_dir=uploads_dir)
+        pass  # no collection yet: documents can be added from the Documents tab
+    app = build_app(assistant)
     launch(app, host, port, block=block)
     return app
