@@ -12,7 +12,7 @@ from typing import Callable
 
 from ..errors import StoreError
 from ..settings import StoreSettings
-from .base import DocumentRecord, Manifest, PreparedDocument, Store, StoreReader, StoreWriter
+from .base import DocumentRecord, Manifest, PreparedDocument, Store, StoreReader, StoreWriter, UserRecord, UserTable
 
 __all__ = [
     "DocumentRecord",
@@ -21,6 +21,8 @@ __all__ = [
     "Store",
     "StoreReader",
     "StoreWriter",
+    "UserRecord",
+    "UserTable",
     "open_store",
     "register_store",
     "store_schemes",

@@ -26,6 +26,8 @@ from ..types import Chunk
 
 __all__ = [
     "BM25_B",
+    "UserRecord",
+    "UserTable",
     "BM25_K1",
     "DocumentRecord",
     "Manifest",
@@ -96,6 +98,33 @@ class Manifest:
     def sources(self) -> list[str]:
         """The folders and files the collection was built from, in order of first appearance."""
         return list(dict.fromkeys(r.source for r in self.documents.values()))
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A person who may sign in to the web app: readers ask, admins also change the collection."""
+
+    name: str
+    password_hash: str  # a salted slow hash in its library's own encoding (argon2 / scrypt), never the password
+    admin: bool = False
+    created: float = 0.0
+
+
+@runtime_checkable
+class UserTable(Protocol):
+    """The users of a collection, kept with it (a file beside the folder store, a table in a database)."""
+
+    def get(self, name: str) -> UserRecord | None: ...
+
+    def list(self) -> list[UserRecord]: ...
+
+    def put(self, user: UserRecord) -> None:
+        """Add a user, or replace the one with that name."""
+        ...
+
+    def remove(self, name: str) -> bool:
+        """Whether there was such a user."""
+        ...
 
 
 @runtime_checkable
@@ -198,7 +227,12 @@ class Store(Protocol):
         ...
 
     def writer(self, *, embedder: dict, chunking: dict, sentence_vectors: bool, rebuild: bool = False,
-               wait: bool = True) -> StoreWriter:
-        """The writer (waits for another writer to finish, or fails at once when ``wait`` is False). ``rebuild``:
-        start from an empty collection. ``embedder``/``chunking``/``sentence_vectors`` describe what is written."""
+               wait: bool = True, on_wait: Any = None) -> StoreWriter:
+        """The writer (waits for another writer to finish, telling ``on_wait(message)``, or fails at once with
+        ``StoreBusyError`` when ``wait`` is False). ``rebuild``: start from an empty collection.
+        ``embedder``/``chunking``/``sentence_vectors`` describe what is written."""
+        ...
+
+    def users(self) -> UserTable:
+        """The people who may sign in to the web app over this collection."""
         ...

@@ -42,6 +42,7 @@ from ..types import Chunk
 from .base import DocumentRecord, Manifest, PreparedDocument
 from .keyword import KeywordIndex
 from .sentences import SentenceVectors
+from .users import FolderUserTable
 
 __all__ = ["FORMAT_VERSION", "FolderStore", "Generation"]
 
@@ -222,6 +223,9 @@ class FolderStore:
                wait: bool = True, on_wait: Callable[[str], None] | None = None) -> "FolderWriter":
         return FolderWriter(self, embedder=embedder, chunking=chunking, sentence_vectors=sentence_vectors,
                             rebuild=rebuild, wait=wait, on_wait=on_wait)
+
+    def users(self) -> FolderUserTable:
+        return FolderUserTable(self.root)
 
     def build_faiss(self, vectors: np.ndarray):
         """An inner-product index over the (L2-normalised) vectors: exact below ``hnsw_min_vectors`` vectors, an

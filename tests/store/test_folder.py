@@ -361,3 +361,21 @@ def test_a_reader_sees_a_generation_written_by_another_store_object(tmp_path):
     assert len(reader_side.reader()) == 3
     _write(tmp_path, _document(5))  # another FolderStore (another process, in effect) writes
     assert len(reader_side.reader()) == 5
+
+
+def test_users_are_kept_beside_the_collection_readable_by_the_owner_only(tmp_path):
+    import stat
+
+    from assistant.store import UserRecord, UserTable
+
+    users = FolderStore(tmp_path / "idx").users()
+    assert isinstance(users, UserTable) and users.list() == [] and users.get("amal") is None
+    users.put(UserRecord("amal", "$argon2id$v=19$...", admin=True, created=1.0))
+    users.put(UserRecord("omar", "$argon2id$v=19$..."))
+    again = FolderStore(tmp_path / "idx").users()
+    assert [(u.name, u.admin) for u in again.list()] == [("amal", True), ("omar", False)]
+    assert stat.S_IMODE((tmp_path / "idx" / "users.json").stat().st_mode) == 0o600
+    assert again.remove("omar") and not again.remove("omar") and [u.name for u in users.list()] == ["amal"]
+    (tmp_path / "idx" / "users.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(StoreError, match="damaged"):
+        users.list()
