@@ -279,6 +279,15 @@ class Assistant:
             yield answerer.answer(question, passages, context)
 
     # -- information ----------------------------------------------------------------------------------------------
+    def take_notices(self) -> list[str]:
+        """What the store repaired since the last call (one line each), e.g. a damaged pointer to the live version."""
+        notices = getattr(self.store, "notices", None)
+        if not notices:
+            return []
+        out = list(notices)
+        notices.clear()
+        return out
+
     def status(self) -> dict:
         """What the collection holds: its location, embedder, chunking, counts and documents (read as it is: nothing
         is built, and the embedder is not checked)."""

@@ -39,6 +39,12 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _notices(asst: Any) -> None:
+    """What the store repaired while the command ran, on stderr."""
+    for line in asst.take_notices() if asst is not None else ():
+        typer.echo(f"note: {line}", err=True)
+
+
 def _settings(index: Optional[Path], embedder: Optional[str], threads: Optional[int], *,
               store: Optional[str] = None, **overrides: Any) -> Settings:
     if index is not None and store is not None:
@@ -69,6 +75,8 @@ def ingest(
     index: Optional[Path] = IndexOpt,
     store: Optional[str] = StoreOpt,
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-embed everything from scratch."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once when another process is writing to the "
+                                 "index, instead of waiting for it."),
     embedder: Optional[str] = EmbedderOpt,
     threads: Optional[int] = ThreadsOpt,
 ) -> None:
@@ -76,6 +84,7 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     settings = _settings(index, embedder, threads, store=store)
+    asst = None
     try:
         asst = _assistant(settings, default_sources=True)
         targets: list[str] | None = [str(p) for p in paths] if paths else None
@@ -92,12 +101,14 @@ def ingest(
                 bar.update(task, completed=done, total=max(total, 1))
 
             report = asst.ingest(
-                targets, rebuild=rebuild, progress=progress,
+                targets, rebuild=rebuild, progress=progress, wait=not no_wait,
                 on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
             )
     except AssistantError as e:
+        _notices(asst)
         _fail(str(e))
         return
+    _notices(asst)
     typer.echo(
         f"indexed into {asst.location}: {report.added} added, {report.changed} changed, "
         f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} chunks and "
@@ -135,6 +146,7 @@ def ask(
     settings = _settings(index, embedder, threads, store=store, backend=backend, base_url=base_url)
     default_index = index is None and store is None
     streamed = ""
+    asst = None
     try:
         asst = _assistant(settings, default_sources=default_index)
         if as_json or no_stream:
@@ -152,8 +164,10 @@ def ask(
     except AssistantError as e:
         if streamed:
             typer.echo("")
+        _notices(asst)
         _fail(str(e))
         return
+    _notices(asst)
     if as_json:
         typer.echo(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -200,11 +214,15 @@ def status(index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt,
            embedder: Optional[str] = EmbedderOpt) -> None:
     """Show what the index holds."""
     settings = _settings(index, embedder, None, store=store)
+    asst = None
     try:
-        st = _assistant(settings, default_sources=False).status()
+        asst = _assistant(settings, default_sources=False)
+        st = asst.status()
     except AssistantError as e:
+        _notices(asst)
         _fail(str(e))
         return
+    _notices(asst)
     typer.echo(f"index:     {st['store']}")
     typer.echo(f"embedder:  {st['embedder']['name']} (dim {st['embedder']['dim']})")
     typer.echo(f"documents: {st['documents']}")

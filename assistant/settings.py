@@ -48,6 +48,10 @@ class StoreSettings:
     # candidates kept while searching (at least k); higher = better recall, slower. Measured at 100k e5-like
     # vectors: 128 -> recall@10 0.91 (1.2 ms), 256 -> 0.93 (1.7 ms), 512 -> 0.96 (2.4 ms)
     hnsw_ef_search: int = 512
+    # a superseded generation of the folder store stays this long after its successor appeared (and the one just
+    # before the live one always stays until the next write), so that a process that read CURRENT just before the
+    # switch can still load what it named. Loading 100k chunks takes ~3 s; a generation being loaded is never deleted
+    generation_grace_s: float = 120.0
 
 
 @dataclass(frozen=True)
