@@ -288,6 +288,8 @@ def eval_(
     pairs: Optional[str] = typer.Option(None, "--pairs", help="Question-document language pairs to run, e.g. "
                                         "ar-ar,en-en,en-ar,ar-en (default: all)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="A fixed, seeded sample of N questions per pair."),
+    split: Optional[str] = typer.Option(None, "--split", help="With --dataset: only the articles of this half of "
+                                        "the recorded split (eval/xquad_split.json: train, test)."),
     backend: Optional[str] = BackendOpt,
     base_url: Optional[str] = BaseUrlOpt,
     embedder: Optional[str] = EmbedderOpt,
@@ -299,6 +301,7 @@ def eval_(
     from rich.table import Table
 
     from .evaluation import default_out_dir, metric_rows, run_evaluation, write_outputs
+    from .evaluation.report import fmt
 
     try:
         with Progress(
@@ -319,10 +322,11 @@ def eval_(
                              if backend is not None or base_url is not None else None)
             run = run_evaluation(
                 questions, dataset=dataset, index=store if store is not None else index, k=k, pairs=pairs,
-                limit=limit, threads=threads, embedder=embedder, progress=progress, settings=eval_settings,
+                limit=limit, split=split, threads=threads, embedder=embedder, progress=progress,
+                settings=eval_settings,
                 command=cli_command(questions, dataset=dataset, index=index, store=store, out=out, k=k, pairs=pairs,
-                                    limit=limit, backend=backend, **{"base-url": base_url}, embedder=embedder,
-                                    threads=threads),
+                                    limit=limit, split=split, backend=backend, **{"base-url": base_url},
+                                    embedder=embedder, threads=threads),
                 on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
             )
         target = out if out is not None else default_out_dir(run.report["meta"]["name"])
@@ -343,6 +347,10 @@ def eval_(
         table.add_row(m, *vals)
     console = Console(highlight=False)
     console.print(table)
+    paths = run.report.get("by_path") or {}
+    if len(paths) > 1 or any(p not in ("extractive", "refusal") for p in paths):
+        console.print("answered by path: " + ", ".join(
+            f"{name} {g['n']} (accuracy {fmt(g['answer_accuracy'])})" for name, g in paths.items()))
     console.print(f"{meta['failures']} failed question(s) listed in {target / 'failures.jsonl'} and report.md")
     console.print(f"report: {target / 'report.json'}, {target / 'report.md'}, {target / 'pairs.png'}")
 
