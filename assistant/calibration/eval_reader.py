@@ -342,12 +342,33 @@ def write_report(folder: Path, meta: dict) -> None:
         f"{lat.get('load_average')} on 2 shared cores while measured).",
         "",
     ]
+    fusion = meta.get("fusion_with_e5_cosine")
+    if fusion:
+        lines += ["## Reader fused with e5 cosine (what the answer stage can do)", "",
+                  f"Score: {fusion['score']}; refusal thresholds fitted on the dev articles' unanswerable-set rows "
+                  f"(same {fusion['thresholds']['same']:.3f}, cross {fusion['thresholds']['cross']:.3f}). "
+                  f"`{fusion['command']}`; same test sample.", "",
+                  "| pair | P@1 | P@1 any | AUC | refusal acc. | false refusals |", "|---|---|---|---|---|---|"]
+        for pair in PAIRS:
+            m = fusion["metrics_test"].get(pair)
+            if m:
+                lines.append(f"| {pair} | {_fmt(m['p_at_1'])} | {_fmt(m['p_at_1_any'])} | {_fmt(m['auc'])} | "
+                             f"{_fmt(m.get('refusal_accuracy'))} | {_fmt(m.get('false_refusals'))} |")
+        lines.append("")
+    layers = meta.get("latency_by_layers")
+    if layers:
+        lines += ["## Cost against the number of e5 layers kept", "",
+                  layers.get("note", ""), "",
+                  "| layers | CPU ms p50 | wall ms p50 |", "|---|---|---|"]
+        for k, v in layers["measured"].items():
+            lines.append(f"| {k} | {v['cpu_p50_ms']:.1f} | {v['wall_p50_ms']:.1f} |")
+        lines.append("")
     if meta.get("notes"):
         lines += ["## Notes", ""] + [f"* {n}" for n in meta["notes"]] + [""]
     if meta.get("configurations"):
         lines += ["## Configurations tried (dev articles of the train half)", "",
                   "| config | layers | LoRA rank | train min | dev P@1 same / cross | dev F1 gold same / cross | "
-                  "latency p50 ms |", "|---|---|---|---|---|---|---|"]
+                  "score() CPU ms p50 (shared cores) |", "|---|---|---|---|---|---|---|"]
         for c in meta["configurations"]:
             lines.append(f"| {c['name']} | {c['layers']} | {c['lora_rank']} | {c['train_minutes']:.1f} | "
                          f"{c['dev_p_at_1_same']:.3f} / {c['dev_p_at_1_cross']:.3f} | "
