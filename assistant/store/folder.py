@@ -565,7 +565,7 @@ class FolderWriter:
 # ----------------------------------------------------------------------------------------------------- helpers
 
 
-class _Gone(Exception):
+class _Gone(StoreError):
     """The generation being read was deleted meanwhile (the reader retries with the new CURRENT)."""
 
 
