@@ -89,7 +89,6 @@ class AnswerSettings:
     similarities run lower. Measured there: 5.5% false refusals on answerable questions, all off-collection
     questions and about half the on-topic unanswerable ones refused."""
 
-    max_sentences: int = 2
     passages_considered: int = 4
     # sentence choice
     w_lexical: float = 0.03  # idf-weighted share of the question's words found in the sentence (same language)
@@ -100,6 +99,12 @@ class AnswerSettings:
     w_confidence_lexical: float = 0.2
     refusal_threshold: float = 0.825  # question and sentence in the same language
     refusal_threshold_cross: float = 0.77  # in different languages
+    # "fitted": the decision of assistant/models/answerability.json when it is there; "thresholds": the confidence
+    # against the two thresholds above
+    decision: str = "fitted"
+    reader: bool = True  # read the best sentences with the trained reader (assistant/models/reader) when installed
+    reader_candidates: int = 2  # how many of the best sentences the reader reads (each costs ~30 ms on one core)
+    w_reader: float = 0.0  # weight of the reader's probability when choosing among the sentences it read
 
 
 @dataclass(frozen=True)

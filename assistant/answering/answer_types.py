@@ -4,7 +4,7 @@
 it cost", كم بلغت تكلفة), a date ("when", "what year", متى، في أي عام), a person ("who", من هو), an organisation
 ("which company", أي شركة), a place ("where", أين، في أي مدينة), yes/no ("did ...", هل), a definition ("what is X",
 ما هو), or ``other``. ``holds_type(kind, text)`` tells whether a span can be such an answer: a number needs digits
-or a number word, a date a year, month or day, an amount a number (with a currency or unit when one is written), a
+or a number word, a date a year, month or day, an amount a number with a currency (or million, billion...), a
 person or a place or an organisation a name (a capitalised word in English, any word in Arabic, where names carry no
 mark), yes/no and definitions anything.
 
@@ -88,13 +88,18 @@ _MONTH = re.compile(
     r"آذار|اذار|نيسان|أيار|ايار|حزيران|تموز|آب|أيلول|ايلول|تشرين|الاثنين|الثلاثاء|الأربعاء|الاربعاء|الخميس|الجمعة|"
     r"الجمعه|السبت|الأحد|الاحد|القرن|صيف|شتاء|ربيع|خريف|اليوم|أمس|امس", re.IGNORECASE)
 _CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'’.-]+")
+_CURRENCY = re.compile(
+    r"[$€£¥]|\b(?:dollars?|euros?|pounds?|yen|yuan|rupees?|francs?|marks?|cents?|usd|eur|gbp|budget|cost|worth)\b"
+    r"|دولار|يورو|جنيه|ريال|درهم|دينار|ليرة|ليره|فرنك|ين|مليون|مليار", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
 
 
 def holds_type(kind: str, text: str) -> bool:
     """Whether ``text`` can be an answer of ``kind`` (see the module docstring)."""
-    if kind in ("number", "amount"):
+    if kind == "number":
         return bool(_DIGIT.search(text) or _NUMBER_WORD.search(text))
+    if kind == "amount":  # a number of money: with a currency or a magnitude word
+        return bool((_DIGIT.search(text) or _NUMBER_WORD.search(text)) and _CURRENCY.search(text))
     if kind == "date":
         return bool(_DIGIT.search(text) or _MONTH.search(text))
     if kind in ("person", "organisation", "place"):

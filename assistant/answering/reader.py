@@ -186,6 +186,16 @@ def decode_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[
     return a, b, float(np.exp(grid[bi, bj]))
 
 
+READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
+
+
+def load_reader(cache_dir: str | os.PathLike | None = None) -> "Reader | None":
+    """The reader shipped in ``assistant/models/reader`` on the project's e5 weights; None when it is not installed."""
+    if not (READER_DIR / ADAPTER_FILE).is_file():
+        return None
+    return Reader.load(READER_DIR, default_base_folder(cache_dir))
+
+
 class Reader:
     """The trained reader, ready to score; safe to share between threads (one forward pass at a time)."""
 
