@@ -602,8 +602,9 @@ def build_app(assistant: Assistant, *, uploads_dir: str | Path | None = None, ma
                 add_btn = gr.Button("Add to index", variant="primary", elem_id="add-btn")
             upload_msg = gr.HTML("", elem_id="upload-msg", js_on_load=None)
             with gr.Group(visible=False) as manage_group:
+                # the choices are this session's (set when the page loads); the handler checks every value
                 delete_choice = gr.Dropdown([], value=[], multiselect=True, label="Uploaded documents",
-                                            elem_id="delete-docs", allow_custom_value=False)
+                                            elem_id="delete-docs", allow_custom_value=True)
                 with gr.Row():
                     delete_btn = gr.Button("Delete from the index", variant="stop", elem_id="delete-btn")
                     reindex_btn = gr.Button("Re-index all sources", elem_id="reindex-btn")
