@@ -112,7 +112,7 @@ def secured(tmp_path_factory, seed_index, embedder, fake_generative):
 @pytest.fixture(scope="module")
 def open_app(tmp_path_factory, seed_index, embedder):
     """No users, on 127.0.0.1: no sign-in, everyone is an admin."""
-    app, live = _serve(tmp_path_factory.mktemp("open"), seed_index, embedder)
+    app, live = _serve(tmp_path_factory.mktemp("open"), seed_index, embedder, web_questions_per_minute=100_000)
     try:
         yield live
     finally:
@@ -535,3 +535,55 @@ def test_a_file_that_bloats_the_ingest_is_stopped(tmp_path, seed_index, embedder
         assert live.assistant.documents() == ["000_45282938db36e51f.txt"]
     finally:
         app.close()
+
+
+# -- any input through the API -------------------------------------------------------------------------------------
+
+_AWKWARD = list("\x00\x1b\u200b\u202e\ufeff😀\u0301ا؟١a7 \n.?") + ["\udcff", "\ud800", "<script>", "[1]"]
+
+
+def _api_questions():
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.text(st.characters(exclude_categories=()), max_size=120),
+        st.binary(max_size=120).map(lambda b: b.decode("utf-8", "surrogateescape")),
+        st.lists(st.sampled_from(_AWKWARD), max_size=30).map("".join),
+        st.builds(lambda c, n: c * n, st.sampled_from(["a", "😀", "\x00"]), st.integers(1, 4500)),
+        st.none(), st.integers(), st.lists(st.integers(), max_size=2),
+    )
+
+
+def test_the_api_answers_or_refuses_any_input_in_one_line(open_app):
+    """Raw calls of /ask (JSON can carry lone surrogates and any type): a result, or an error event whose message
+    is one line of ours — never a traceback, an exception's own text or a dead stream."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    ks = st.one_of(st.integers(-5, 100), st.text(max_size=4), st.none(), st.floats(allow_nan=False),
+                   st.booleans())
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(question=_api_questions(), k=ks)
+    def check(question, k):
+        with httpx.Client(base_url=open_app.url, timeout=120) as c:
+            r = c.post("gradio_api/call/ask", content=json.dumps({"data": [question, k]}),
+                       headers={"content-type": "application/json"})
+            assert r.status_code in (200, 422), r.text
+            if r.status_code == 422:  # refused before it reached the app (not a list of two values)
+                return
+            with c.stream("GET", f"gradio_api/call/ask/{r.json()['event_id']}") as resp:
+                body = "".join(resp.iter_text())
+        events = [line.split(":", 1)[1].strip() for line in body.splitlines() if line.startswith("event:")]
+        assert events and events[-1] in ("complete", "error"), body
+        data = [line[5:].strip() for line in body.splitlines() if line.startswith("data:")][-1]
+        if events[-1] == "error":
+            message = json.loads(data)["error"]
+            assert message and "\n" not in message and "Traceback" not in message, message
+            assert not any(t in message for t in ("invalid literal", "TypeError", "object has no attribute")), message
+        else:
+            (text, citations), = json.loads(data)  # one output: the pair
+            assert isinstance(text, str) and isinstance(json.loads(citations), list)
+
+    check()
