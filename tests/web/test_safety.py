@@ -587,3 +587,21 @@ def test_the_api_answers_or_refuses_any_input_in_one_line(open_app):
             assert isinstance(text, str) and isinstance(json.loads(citations), list)
 
     check()
+
+
+def test_a_failing_backend_is_reported_without_its_address(tmp_path, seed_index, embedder):
+    """The model server is down: the page gets the extractive answer and a generic notice; the server's URL only
+    goes to the server log."""
+    pytest.importorskip("langchain_openai")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nothing listens there once the socket is closed
+    app, live = _serve(tmp_path, seed_index, embedder, web_backends=("extractive", "openai:test-model"),
+                       base_url=f"http://127.0.0.1:{dead}/v1", llm_timeout=5.0)
+    try:
+        with _client(live.url) as c:
+            html = _chat_text(_queue(c, "respond", [QUESTION, [], 3, "openai:test-model"]))
+        assert "The answer model could not be used; this is the extractive answer." in html
+        assert str(dead) not in html and "http" not in html
+    finally:
+        app.close()
