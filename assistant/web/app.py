@@ -401,7 +401,7 @@ def build_app(assistant: Assistant, *, uploads_dir: str | Path | None = None, ma
             yield "", _chat_messages(pending), sources_html(pending, text_of), pending
             return
         notice = answer.notice
-        if answer.backend.endswith("(fallback)") and notice:
+        if notice and (answer.backend.endswith("(fallback)") or getattr(answer, "path", "") == "fallback"):
             log.warning("answer backend %s: %s", spec, notice)
             notice = FALLBACK_NOTICE
         turn["answer_html"] = answer_html(answer.text, answer.language, answer.citations, idx, notice)
