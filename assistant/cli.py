@@ -6,7 +6,6 @@ model passes through ``terminal.terminal_text`` before it is printed.
 """
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path

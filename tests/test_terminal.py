@@ -3,7 +3,6 @@ the clipboard), other control characters and bidi overrides are removed by one h
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

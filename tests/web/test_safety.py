@@ -557,7 +557,7 @@ def _api_questions():
 def test_the_api_answers_or_refuses_any_input_in_one_line(open_app):
     """Raw calls of /ask (JSON can carry lone surrogates and any type): a result, or an error event whose message
     is one line of ours — never a traceback, an exception's own text or a dead stream."""
-    hypothesis = pytest.importorskip("hypothesis")
+    pytest.importorskip("hypothesis")
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
