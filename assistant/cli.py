@@ -1,11 +1,11 @@
-"""Command line: ``assistant ingest | ask | status | serve | eval`` (also ``python -m assistant``).
+"""Command line: ``assistant ingest | ask | status | serve | users | eval`` (also ``python -m assistant``).
 
 Every command goes through the ``Assistant``. User mistakes (any ``AssistantError``) end with a one-line message on
-stderr and a non-zero exit status, never a traceback.
+stderr and a non-zero exit status, never a traceback. Text that comes from documents, file names, the store or a
+model passes through ``terminal.terminal_text`` before it is printed.
 """
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -15,6 +15,7 @@ import typer
 
 from .errors import AssistantError
 from .settings import Settings
+from .terminal import terminal_json, terminal_text
 
 app = typer.Typer(
     add_completion=False,
@@ -35,14 +36,18 @@ ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for embedding and
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {terminal_text(message)}", err=True)
     raise typer.Exit(code)
 
 
 def _notices(asst: Any) -> None:
     """What the store repaired while the command ran, on stderr."""
     for line in asst.take_notices() if asst is not None else ():
-        typer.echo(f"note: {line}", err=True)
+        typer.echo(f"note: {terminal_text(line)}", err=True)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {terminal_text(message)}", err=True)
 
 
 def _settings(index: Optional[Path], embedder: Optional[str], threads: Optional[int], *,
@@ -100,17 +105,14 @@ def ingest(
             def progress(stage: str, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=max(total, 1))
 
-            report = asst.ingest(
-                targets, rebuild=rebuild, progress=progress, wait=not no_wait,
-                on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
-            )
+            report = asst.ingest(targets, rebuild=rebuild, progress=progress, wait=not no_wait, on_warning=_warn)
     except AssistantError as e:
         _notices(asst)
         _fail(str(e))
         return
     _notices(asst)
     typer.echo(
-        f"indexed into {asst.location}: {report.added} added, {report.changed} changed, "
+        f"indexed into {terminal_text(asst.location)}: {report.added} added, {report.changed} changed, "
         f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} chunks and "
         f"{report.sentences_embedded} sentences embedded, {report.chunks} chunks in the index"
     )
@@ -156,7 +158,7 @@ def ask(
             for item in asst.stream(question, k=k):
                 if isinstance(item, str):
                     streamed += item
-                    typer.echo(item, nl=False)
+                    typer.echo(terminal_text(item, lines=True), nl=False)
                     sys.stdout.flush()
                 else:
                     a = item
@@ -169,7 +171,7 @@ def ask(
         return
     _notices(asst)
     if as_json:
-        typer.echo(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
+        typer.echo(terminal_json(a.to_dict(), indent=2))
         return
     ar = a.language == "ar"
     if streamed:
@@ -183,29 +185,29 @@ def ask(
                 head = "Extractive answer:" if fallback else "Verified answer:"
             typer.echo("")
             typer.echo(head)
-            typer.echo(a.text)
+            typer.echo(terminal_text(a.text, lines=True))
     else:
-        typer.echo(a.text)
+        typer.echo(terminal_text(a.text, lines=True))
     if a.notice:
-        typer.echo(f"note: {a.notice}", err=True)
+        typer.echo(f"note: {terminal_text(a.notice)}", err=True)
     if a.citations:
         typer.echo("")
         typer.echo("المصادر:" if ar else "Sources:")
         for c in a.citations:
-            snippet = " ".join(c.text.split())
+            snippet = " ".join(terminal_text(c.text).split())
             if len(snippet) > 240:
                 snippet = snippet[:237] + "..."
-            typer.echo(f"[{c.n}] {c.doc} (chars {c.start}-{c.end}, score {c.score:.3f})")
+            typer.echo(f"[{c.n}] {terminal_text(c.doc)} (chars {c.start}-{c.end}, score {c.score:.3f})")
             typer.echo(f"    {snippet}")
     if a.dropped_citations:
         typer.echo("")
         typer.echo("حُذف (لم تدعمه المقاطع):" if ar else "Dropped (not supported by the passages):")
         for d in a.dropped_citations:
-            claim = " ".join(str(d.get("claim", "")).split())
+            claim = " ".join(terminal_text(d.get("claim", "")).split())
             if len(claim) > 160:
                 claim = claim[:157] + "..."
-            where = f" -> {d['doc']}" if d.get("doc") else ""
-            typer.echo(f"{d.get('marker') or '(no marker)'}{where}: {d.get('reason')}")
+            where = f" -> {terminal_text(d['doc'])}" if d.get("doc") else ""
+            typer.echo(terminal_text(f"{d.get('marker') or '(no marker)'}{where}: {d.get('reason')}"))
             typer.echo(f"    {claim}")
 
 
@@ -223,8 +225,8 @@ def status(index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt,
         _fail(str(e))
         return
     _notices(asst)
-    typer.echo(f"index:     {st['store']}")
-    typer.echo(f"embedder:  {st['embedder']['name']} (dim {st['embedder']['dim']})")
+    typer.echo(f"index:     {terminal_text(st['store'])}")
+    typer.echo(f"embedder:  {terminal_text(st['embedder']['name'])} (dim {terminal_text(st['embedder']['dim'])})")
     typer.echo(f"documents: {st['documents']}")
     typer.echo(f"chunks:    {st['chunks']}")
     if st["sentence_vectors"] is not None:
@@ -232,7 +234,7 @@ def status(index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt,
     else:
         typer.echo("sentences: no vectors stored (answers embed sentences when asked; `assistant ingest` adds them)")
     for f in st["files"]:
-        typer.echo(f"  {f['doc']}  [{f['language']}]  {f['n_chunks']} chunks")
+        typer.echo(f"  {terminal_text(f['doc'])}  [{terminal_text(f['language'])}]  {f['n_chunks']} chunks")
 
 
 @app.command()
@@ -247,28 +249,137 @@ def backends() -> None:
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only). Any "
+                             "other address needs users (`assistant users add`) or --no-auth."),
     port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on."),
     index: Optional[Path] = IndexOpt,
     store: Optional[str] = StoreOpt,
     uploads: Optional[Path] = typer.Option(
         None, "--uploads", help="Folder for documents uploaded in the page (default: uploads/ beside the index)."
     ),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Serve on an address other than this machine's without "
+                                 "sign-in when the collection has no users: anyone who can reach it may upload, "
+                                 "delete and ask."),
     embedder: Optional[str] = EmbedderOpt,
     threads: Optional[int] = ThreadsOpt,
 ) -> None:
-    """Start the web chat (streamed cited answers, sources, document upload) over the same index."""
+    """Start the web chat (streamed cited answers, sources, document upload) over the same index. Signing in is
+    required whenever the collection has users."""
+    settings = _settings(index, embedder, threads, store=store, uploads_dir=uploads)
+    try:
+        from .store import open_store
+        from .web.auth import sign_in_policy
+
+        users = open_store(settings.location, settings.store).users().list()
+        sign_in, warning = sign_in_policy(host, len(users), no_auth)
+    except ImportError as e:
+        _fail(f"the web app needs gradio ({e}); install it with `pip install gradio`")
+        return
+    except AssistantError as e:
+        _fail(str(e))
+        return
     try:
         from .web import serve as serve_web
     except ImportError as e:
         _fail(f"the web app needs gradio ({e}); install it with `pip install gradio`")
         return
-    settings = _settings(index, embedder, threads, store=store, uploads_dir=uploads)
-    typer.echo(f"serving on http://{host}:{port} (Ctrl+C to stop)", err=True)
+    if warning:
+        _warn(warning)
+    who = f"sign-in required, {len(users)} user{'s' if len(users) != 1 else ''}" if sign_in else "no sign-in"
+    typer.echo(f"serving on http://{host}:{port} ({who}; Ctrl+C to stop)", err=True)
     try:
-        serve_web(settings, host=host, port=port, default_sources=index is None and store is None)
+        serve_web(settings, host=host, port=port, default_sources=index is None and store is None,
+                  sign_in=sign_in)
     except AssistantError as e:
         _fail(str(e))
+
+
+users_app = typer.Typer(
+    no_args_is_help=True, help="The people who may sign in to the web app (kept with the collection: users.json "
+    "beside a folder index, a table in a database).")
+app.add_typer(users_app, name="users")
+
+
+def _users(index: Optional[Path], store: Optional[str]):
+    from .store import open_store
+
+    settings = _settings(index, None, None, store=store)
+    try:
+        return settings, open_store(settings.location, settings.store).users()
+    except AssistantError as e:
+        _fail(str(e))
+        raise  # unreachable
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="The name to sign in with."),
+    admin: bool = typer.Option(False, "--admin", help="May upload, re-index and delete documents and choose the "
+                               "answer backend (readers only ask)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from the first line of "
+                                        "stdin instead of asking twice without echo."),
+    index: Optional[Path] = IndexOpt,
+    store: Optional[str] = StoreOpt,
+) -> None:
+    """Add a user (or give an existing one a new password and role)."""
+    import time
+
+    from .store import UserRecord
+    from .web.auth import Passwords, check_password, check_user_name
+
+    settings, users = _users(index, store)
+    try:
+        check_user_name(name)
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        check_password(password, settings.auth)
+        existing = users.get(name)
+        record = UserRecord(name, Passwords(settings.auth).hash(password), admin,
+                            existing.created if existing else time.time())
+        users.put(record)
+    except AssistantError as e:
+        _fail(str(e))
+        return
+    except (typer.Abort, EOFError):
+        _fail("no password given")
+        return
+    role = "admin" if admin else "reader"
+    typer.echo(f"{'updated' if existing else 'added'} {role} {name}")
+
+
+@users_app.command("list")
+def users_list(index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt) -> None:
+    """List the users and their roles."""
+    import time
+
+    _settings_, users = _users(index, store)
+    try:
+        records = users.list()
+    except AssistantError as e:
+        _fail(str(e))
+        return
+    if not records:
+        typer.echo("no users: the web app runs without sign-in on this machine only (see `assistant users add`)")
+    for u in records:
+        created = time.strftime("%Y-%m-%d", time.localtime(u.created)) if u.created else "-"
+        typer.echo(f"{terminal_text(u.name):<24} {'admin' if u.admin else 'reader':<7} added {created}")
+
+
+@users_app.command("remove")
+def users_remove(name: str = typer.Argument(..., help="The user to remove."),
+                 index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt) -> None:
+    """Remove a user (their open sessions in the web app stop working at their next request)."""
+    _settings_, users = _users(index, store)
+    try:
+        found = users.remove(name)
+    except AssistantError as e:
+        _fail(str(e))
+        return
+    if not found:
+        _fail(f"no user named {name!r}")
+    typer.echo(f"removed {terminal_text(name)}")
 
 
 @app.command("eval")
@@ -327,7 +438,7 @@ def eval_(
                 command=cli_command(questions, dataset=dataset, index=index, store=store, out=out, k=k, pairs=pairs,
                                     limit=limit, split=split, backend=backend, **{"base-url": base_url},
                                     embedder=embedder, threads=threads),
-                on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
+                on_warning=_warn,
             )
         target = out if out is not None else default_out_dir(run.report["meta"]["name"])
         write_outputs(run, target)

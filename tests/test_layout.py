@@ -27,7 +27,7 @@ LAYERS = {
     "retrieval": 7,
     "answering": 8, "conversation": 8,
     "assistant": 9,
-    "cli": 10, "__main__": 10, "web": 10, "evaluation": 10, "calibration": 10, "__init__": 10,
+    "cli": 10, "__main__": 10, "web": 10, "evaluation": 10, "calibration": 10, "__init__": 10, "terminal": 10,
 }
 
 
