@@ -96,7 +96,6 @@ class AnswerSettings:
     w_lexical: float = 0.03  # idf-weighted share of the question's words found in the sentence (same language)
     w_type: float = 0.007  # the sentence holds a number/date when the question asks for one (+1) or not (-1)
     w_rank: float = 0.006  # penalty per rank of the passage the sentence comes from
-    second_sentence_margin: float = 0.015  # a second sentence is added only when it scores this close to the best
     # refusal: below these confidences the documents are taken not to hold the answer
     w_confidence_lexical: float = 0.2
     refusal_threshold: float = 0.825  # question and sentence in the same language

@@ -28,7 +28,7 @@ def test_groups_have_their_own_names_and_defaults():
     assert env_name("answer_w_lexical") == "ASSISTANT_ANSWER_W_LEXICAL"
     assert env_name("verify_w_lexical") == "ASSISTANT_VERIFY_W_LEXICAL"
     assert env_name("openai_api_key") == "OPENAI_API_KEY"  # the backends' usual variables
-    assert Settings().with_overrides(answer_max_sentences=1, index_dir=Path("/x")).answer.max_sentences == 1
+    assert Settings().with_overrides(answer_reader_candidates=1, index_dir=Path("/x")).answer.reader_candidates == 1
     assert "sk-secret" not in repr(Settings.from_env({"OPENAI_API_KEY": "sk-secret"}))  # a secret is not shown
 
 

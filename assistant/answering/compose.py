@@ -28,25 +28,22 @@ from __future__ import annotations
 import re
 
 from ..chunk import split_clauses
+from .messages import CROSS_LINGUAL_LEAD
 
-__all__ = ["LEAD", "QUOTE_CHARS", "compose", "quote_span"]
+__all__ = ["QUOTE_CHARS", "carry_over", "compose", "quote_span"]
 
 QUOTE_CHARS = 110  # longest quote (characters); the seed set's answers average well under 150 characters with it
 MIN_QUOTE_CHARS = 40  # a quote shorter than this is widened with the neighbouring clauses
 
-LEAD = {  # question language -> the lead of an answer quoted from documents in the other language
-    "en": "From the Arabic documents",
-    "ar": "من الوثائق الإنجليزية",
-}
 _QUOTES = {"ar": ("«", "»"), "en": ("“", "”")}
 _CARRY = re.compile(r"[0-9٠-٩۰-۹][0-9٠-٩۰-۹.,٫٬%/:-]*")
 
 
 def quote_span(sentence: str, short: tuple[int, int] | None, limit: int = QUOTE_CHARS) -> tuple[int, int]:
-    """The part of ``sentence`` to quote (offsets into it): the clause holding ``short``, widened by whole clauses
-    while it stays within ``limit`` characters and is shorter than ``MIN_QUOTE_CHARS``... then trimmed at word
-    boundaries around ``short`` when a single clause is longer than ``limit``. The whole sentence when it is short
-    enough, or when there is no short answer to centre on and it fits."""
+    """The part of ``sentence`` to quote (offsets into it): the whole sentence when it fits in ``limit``
+    characters; else the clause holding ``short``, widened by whole neighbouring clauses while it is shorter than
+    ``MIN_QUOTE_CHARS`` and stays within ``limit``, and cut at word boundaries around ``short`` when a single
+    clause is longer than ``limit``."""
     n = len(sentence.rstrip())
     if n <= limit:
         return _trim(sentence, 0, n)
@@ -111,7 +108,7 @@ def compose(question_language: str, document_language: str, quote: str, n: int, 
         if not short or short.strip() == quote.strip():
             return f"{quote} {marker}"
         return f"{short} {marker}\n\n{quoted}"
-    lead = LEAD.get(question_language, LEAD["en"])
+    lead = CROSS_LINGUAL_LEAD.get(question_language, CROSS_LINGUAL_LEAD["en"])
     carried = carry_over(short) if short else ""
     first = f"{lead}: {carried} {marker}" if carried else f"{lead} {marker}:"
     blocks = [first]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import AssistantError
-from ..normalize import tokenize
+from ..normalize import light_stem, tokenize
 from ..settings import AnswerSettings
 from .agreement import _near, name_skeleton, names_in
 from .answer_types import holds_type
@@ -42,6 +42,8 @@ DECISION_FILE = Path(__file__).resolve().parent.parent / "models" / "answerabili
 FEATURES = ("confidence", "dense", "margin", "coverage", "rare_missing", "anchors_missing", "type_ok",
             "short_type_ok", "reader_p", "best_p", "has_reader")
 _STRICT = ("number", "amount", "date")
+# words that frame what a question asks for rather than what it is about ("the number of", "the name of")
+_FRAME_WORDS = frozenset({"عدد", "اسم", "نوع", "number", "name", "type", "kind", "many", "much"})
 
 
 @dataclass
@@ -79,16 +81,16 @@ class Decision:
                  second: float | None, same_language: bool, short_text: str | None, read: Any, best_p: float | None,
                  idf: Callable[[str], float] | None) -> dict[str, Any]:
         weight = idf or (lambda t: 1.0)
-        q_tokens = list(dict.fromkeys(tokenize(question)))
+        q_tokens = [t for t in dict.fromkeys(tokenize(question)) if t not in _FRAME_WORDS]
         coverage = rare_missing = 0.0
         missing: list[str] = []
-        if same_language and q_tokens:
-            in_sentence = set(tokenize(candidate.text))
-            in_passage = set(tokenize(candidate.passage.text))
+        if same_language and q_tokens:  # key words compared lightly stemmed (هاجمها ~ هاجمت)
+            in_sentence = {light_stem(t) for t in tokenize(candidate.text)}
+            in_passage = {light_stem(t) for t in tokenize(candidate.passage.text)}
             weights = {t: max(weight(t), 0.0) for t in q_tokens}
             total = sum(weights.values()) or 1.0
-            coverage = sum(w for t, w in weights.items() if t in in_sentence) / total
-            missing = [t for t in q_tokens if t not in in_passage]
+            coverage = sum(w for t, w in weights.items() if light_stem(t) in in_sentence) / total
+            missing = [t for t in q_tokens if light_stem(t) not in in_passage]
             top = max(weights.values()) or 1.0
             rare_missing = max((weights[t] / top for t in missing), default=0.0)
         anchors_missing = 0.0 if same_language else _anchors_missing(question, candidate.passage.text)

@@ -113,7 +113,9 @@ class ExtractiveAnswerer(Answerer):
         f = top[best]
         cand, score = f["candidate"], f["score"]
         read = reads[best] if reads else None
-        span = short_span(question, kind, cand.text, (read.short_start, read.short_end) if read else None)
+        qv = np.asarray(query_vector, np.float32)
+        span = short_span(question, kind, cand.text, (read.short_start, read.short_end) if read else None,
+                          context_score=lambda texts: self.sentence_cache(texts) @ qv)
         features = self.decision.features(
             question=question, kind=kind, candidate=cand, dense=f["dense"], confidence=f["confidence"], score=score,
             second=rows[1]["score"] if len(rows) > 1 else None, same_language=cand.language == context.language,

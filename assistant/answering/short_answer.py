@@ -1,14 +1,16 @@
 """The short answer inside a chosen sentence: the reader's span, made to hold what the question asks for.
 
-The reader proposes a span; when the question asks for a number, an amount or a date and the span holds none, the
-nearest expression of that kind in the sentence is taken instead (a number with its noun: "4 حسابات", "308 points";
-a date: "12 March 2019", "عام 2013"). A bare number gets its noun when one follows. Without a reader, a question
-asking for one of those kinds gets the first such expression; other questions get no short answer (the quote
-alone answers). Spans are character offsets into the sentence, on whole words.
+When the question asks for a number, an amount or a date, the short answer is one of the sentence's expressions of
+that kind (a number with its noun: "4 حسابات", "308 points"; a date: "12 March 2019", "عام 2013"): the only one, or,
+when there are several ("in 30 days ... 2700 attempts ... then attacked 241"), the one whose surrounding words are
+closest to the question (``context_score``: the embedding similarity of a few words around each, which works across
+languages), or else the one nearest the reader's span. Other questions take the reader's span on whole words.
+Without a reader they get no short answer (the quote alone answers). Spans are character offsets into the sentence.
 """
 from __future__ import annotations
 
 import re
+from typing import Callable, Sequence
 
 from ..normalize import STOPWORDS, normalize
 from .answer_types import holds_type
@@ -64,15 +66,28 @@ def _with_noun(text: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
-def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | None) -> tuple[int, int] | None:
-    """The short answer in ``text`` (offsets), from the reader's ``proposed`` span and the question's ``kind``."""
+CONTEXT_WORDS = 5  # words on each side of an expression that say what it counts
+
+
+def _context(text: str, span: tuple[int, int], words: int = CONTEXT_WORDS) -> str:
+    before = text[:span[0]].split()[-words:]
+    after = text[span[1]:].split()[:words]
+    return " ".join(before + [text[span[0]:span[1]]] + after)
+
+
+def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | None,
+               context_score: Callable[[list[str]], Sequence[float]] | None = None) -> tuple[int, int] | None:
+    """The short answer in ``text`` (offsets), from the reader's ``proposed`` span and the question's ``kind``;
+    ``context_score(texts)`` scores a few words around each candidate expression against the question."""
     span = _snap(text, *proposed) if proposed is not None else None
-    if kind in _STRICT and (span is None or not holds_type(kind, text[span[0]:span[1]])):
-        found = _expressions(kind, text)
-        if found:
+    if kind in _STRICT:
+        found = [f for f in (_snap(text, *e) for e in _expressions(kind, text)) if f]
+        if len(found) > 1 and context_score is not None:
+            scores = list(context_score([_context(text, f) for f in found]))
+            span = found[max(range(len(found)), key=lambda i: scores[i])]
+        elif found and (span is None or not holds_type(kind, text[span[0]:span[1]])):
             centre = (span[0] + span[1]) / 2 if span else 0.0
             span = min(found, key=lambda s: abs((s[0] + s[1]) / 2 - centre))
-            span = _snap(text, *span)
     if span is not None and kind in ("number", "amount"):
         inside = [e for e in _expressions("number", text) if span[0] <= e[0] < span[1]]
         if inside:  # the number (with its noun) the span is about, not the clause around it

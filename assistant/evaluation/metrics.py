@@ -65,12 +65,12 @@ _MARKER_RE = re.compile(r"\s*\[\d+\]")
 
 
 def answer_body(text: str) -> str:
-    """The answer text without its citation markers ``[n]`` and the cross-lingual lead ("The documents (in Arabic)
-    say: "), so that a gold form "1" cannot match a marker and "Arabic" cannot match the lead."""
+    """The answer text without its citation markers ``[n]`` and the cross-lingual lead ("From the Arabic
+    documents:"), so that a gold form "1" cannot match a marker and "Arabic" cannot match the lead."""
     body = _MARKER_RE.sub(" ", text)
     for lead in CROSS_LINGUAL_LEAD.values():
         if body.startswith(lead):
-            body = body[len(lead):]
+            body = body[len(lead):].lstrip(" :")
     return body
 
 

@@ -404,9 +404,10 @@ def build_app(assistant: Assistant, *, uploads_dir: str | Path | None = None, ma
         if notice and (answer.backend.endswith("(fallback)") or getattr(answer, "path", "") == "fallback"):
             log.warning("answer backend %s: %s", spec, notice)
             notice = FALLBACK_NOTICE
-        turn["answer_html"] = answer_html(answer.text, answer.language, answer.citations, idx, notice)
+        turn["answer_html"] = answer_html(answer.text, answer.language, answer.citations, idx, notice, answer.short)
         turn["answer"] = {"citations": [c.__dict__ for c in answer.citations], "language": answer.language,
-                          "refused": answer.refused}
+                          "refused": answer.refused,
+                          "short": None if answer.short is None else answer.short.__dict__}
         web.audit.write("ask", "refused" if answer.refused else "answered", user=caller.name, address=caller.address,
                         question=raw, backend=answer.backend)
         yield "", _chat_messages(pending), sources_html(pending, text_of), pending

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from assistant.answering.answer_types import holds_type, question_type
-from assistant.answering.compose import LEAD, compose, quote_span
+from assistant.answering.compose import compose, quote_span
+from assistant.answering.messages import CROSS_LINGUAL_LEAD as LEAD
 from assistant.answering.short_answer import short_span
 
 

@@ -88,8 +88,8 @@ def test_short_forms_match_whole_tokens_only():
 
 
 def test_markers_and_the_cross_lingual_lead_are_not_matched():
-    text = "The documents (in Arabic) say: ثم هاجمت 241 من هذه الحسابات [1] وأضاف [2]"
-    assert answer_body(text).strip().startswith("ثم هاجمت")
+    text = "From the Arabic documents: 241 [1]\n\n«ثم هاجمت 241 من هذه الحسابات» [1] وأضاف [2]"
+    assert answer_body(text).strip().startswith("241")
     assert matching_form(text, ["1", "2", "Arabic", "documents"]) is None
     assert matching_form(text, ["241"]) == "241"
 
