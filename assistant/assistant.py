@@ -84,7 +84,7 @@ class Assistant:
             try:
                 self._embedder = load_embedder(
                     self.settings.embedder, cache_dir=self.settings.cache_dir, threads=self.settings.threads,
-                    batch_size=self.settings.embed_batch_size,
+                    batch_size=self.settings.embed_batch_size, engine=self.settings.embed_engine,
                 )
             except EmbedderError as e:
                 raise AssistantError(str(e)) from None

