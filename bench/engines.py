@@ -12,8 +12,9 @@ Prints markdown tables (and writes them to --out when given):
    searched with the other's query vectors), each engine in its own index folder under the cache dir;
 3. speed, each engine in fresh processes taking turns (medians over --repeats): ingest of the XQuAD documents as
    ``Assistant.ingest`` does it (chunks of ~300 tokens + a vector per sentence), tokens/s = e5 tokens of the chunk
-   texts / seconds; question embedding p50/p95 (one thread: questions are small work); import and load time; RSS;
-   and how busy the rest of the machine was meanwhile (another process on the other core slows both engines).
+   texts / seconds, and per second of CPU time (all the process's threads: steadier than wall time when other
+   processes share the cores); question embedding p50/p95 (one thread: questions are small work); import and load
+   time; RSS; and how busy the rest of the machine was meanwhile (other processes on the cores slow both engines).
 
 The sections run in order; ``--skip quality,eval,speed`` leaves some out. Everything runs offline.
 """
@@ -87,12 +88,18 @@ def pct(values: Sequence[float], p: float) -> float:
 def settings_for(engine: str, threads: int, **overrides: Any):
     from assistant.settings import Settings
 
-    return Settings.from_env().with_overrides(embed_engine=engine, threads=threads, **overrides)
+    return Settings.from_env().with_overrides(embed_engine=engine.split("@")[0], threads=threads, **overrides)
 
 
 def load(engine: str, threads: int):
+    """The embedder of ``engine``; ``onnx@FOLDER`` runs an export folder made by other means (an experiment)."""
     from assistant.embed import load_embedder
 
+    if "@" in engine:
+        from assistant.embed_onnx import OnnxEmbedder
+
+        return OnnxEmbedder(Path(engine.split("@", 1)[1]), "multilingual-e5-small", threads=threads,
+                            batch_size=settings_for("onnx", threads).embed_batch_size)
     s = settings_for(engine, threads)
     return load_embedder(s.embedder, cache_dir=s.cache_dir, threads=threads, batch_size=s.embed_batch_size,
                          engine=engine)
@@ -189,26 +196,40 @@ def eval_dir(args: argparse.Namespace, engine: str, name: str) -> Path:
     return Path(settings_for(engine, 0).cache_dir).expanduser() / "bench-engines" / f"{name}-{engine}{version}"
 
 
-def run_eval(args: argparse.Namespace, engine: str, index_engine: str, dataset: bool) -> dict:
+def run_eval(args: argparse.Namespace, engine: str, index_engine: str, dataset: bool):
+    """An ``EvalRun`` with ``engine``'s query vectors on the index built by ``index_engine``."""
     from assistant import Assistant
     from assistant.evaluation import run_evaluation
 
     settings = settings_for(engine, args.threads)
     if dataset:
-        run = run_evaluation(dataset=args.xquad, index=eval_dir(args, index_engine, "xquad"), limit=args.limit,
-                             settings=settings, plot=False)
-    else:
-        index = eval_dir(args, index_engine, "seed")
-        if engine == index_engine:  # bring the seed index up to date with this engine
-            Assistant(index_dir=index, sources=[str(SEED_DIR)], settings=settings).ingest()
-        run = run_evaluation(SEED_QUESTIONS, index=index, settings=settings, plot=False)
-    return run.report
+        return run_evaluation(dataset=args.xquad, index=eval_dir(args, index_engine, "xquad"), limit=args.limit,
+                              settings=settings, plot=False)
+    index = eval_dir(args, index_engine, "seed")
+    if engine == index_engine:  # bring the seed index up to date with this engine
+        Assistant(index_dir=index, sources=[str(SEED_DIR)], settings=settings).ingest()
+    return run_evaluation(SEED_QUESTIONS, index=index, settings=settings, plot=False)
+
+
+def question_counts(results: Sequence[Any]) -> dict[str, int]:
+    """How many questions each counting metric counts (its numerator), from per-question results."""
+    answerable = [r for r in results if r.answerable]
+    answered = [r for r in answerable if r.has_evidence and not r.refused]
+    return {
+        "hit@1": sum(1 for r in answerable if r.has_evidence and r.retrieval_rank == 1),
+        "hit@5": sum(1 for r in answerable if r.has_evidence and r.retrieval_rank is not None
+                     and r.retrieval_rank <= 5),
+        "answer_accuracy": sum(1 for r in answerable if r.correct),
+        "citation_recall": sum(1 for r in answered if r.citation_hit),
+        "refusal_accuracy": sum(1 for r in results if not r.answerable and r.refused),
+        "false_refusal_rate": sum(1 for r in answerable if r.refused),
+    }
 
 
 def bench_eval(args: argparse.Namespace, engines: list[str]) -> str:
     from assistant.evaluation import fmt
 
-    runs: dict[tuple[str, str, bool], dict] = {}
+    runs: dict[tuple[str, str, bool], Any] = {}
     combos = [(REFERENCE, REFERENCE)] + [(e, e) for e in engines] + \
         [(e, REFERENCE) for e in engines] + [(REFERENCE, e) for e in engines]
     for dataset in (True, False):
@@ -224,10 +245,11 @@ def bench_eval(args: argparse.Namespace, engines: list[str]) -> str:
     out = ["### 2. Retrieval and answers\n"]
     metrics = ("hit@1", "hit@5", "mrr@10", "answer_accuracy", "citation_recall")
     head = "| run | " + " | ".join(f"{p} hit@5" for p in PAIRS) + " | " + " | ".join(f"all {m}" for m in metrics) + " |"
-    out += [f"XQuAD, --limit {args.limit} per pair (seed 13):\n", head, "|---" * (1 + len(PAIRS) + len(metrics)) + "|"]
-    base = runs[(REFERENCE, REFERENCE, True)]
+    out += [f"XQuAD, --limit {args.limit} per pair (seed 13); in brackets the difference to torch:\n", head,
+            "|---" * (1 + len(PAIRS) + len(metrics)) + "|"]
+    base = runs[(REFERENCE, REFERENCE, True)].report
     for engine, index_engine in combos:
-        rep = runs[(engine, index_engine, True)]
+        rep = runs[(engine, index_engine, True)].report
         cells = []
         for p in PAIRS:
             value = rep["by_pair"].get(p, {}).get("hit@5")
@@ -238,31 +260,26 @@ def bench_eval(args: argparse.Namespace, engines: list[str]) -> str:
         out.append(f"| {label(engine, index_engine)} | " + " | ".join(cells) + " |")
     seed_metrics = ("hit@1", "hit@5", "mrr@10", "answer_accuracy", "citation_precision", "citation_recall",
                     "refusal_accuracy", "false_refusal_rate")
-    base = runs[(REFERENCE, REFERENCE, False)]
-    n = base["overall"]["n"]
-    out += ["", f"Seed questions ({n}; the difference in questions in brackets, where a metric counts questions):\n",
+    base_run = runs[(REFERENCE, REFERENCE, False)]
+    base_counts = question_counts(base_run.results)
+    out += ["", f"Seed questions ({base_run.report['overall']['n']}); in brackets the difference to torch in "
+            "questions (for the rates over questions) or in value:\n",
             "| run | " + " | ".join(seed_metrics) + " |", "|---" * (1 + len(seed_metrics)) + "|"]
     for engine, index_engine in combos:
-        rep = runs[(engine, index_engine, False)]["overall"]
+        run = runs[(engine, index_engine, False)]
+        counts = question_counts(run.results)
         cells = []
         for m in seed_metrics:
-            value, ref_value = rep.get(m), base["overall"].get(m)
+            value, ref_value = run.report["overall"].get(m), base_run.report["overall"].get(m)
             cell = fmt(value, m)
-            if (engine, index_engine) != (REFERENCE, REFERENCE) and value is not None and ref_value is not None:
-                count = _count_for(base["overall"], m)
-                cell += f" ({(value - ref_value) * count:+.0f})" if count else f" ({value - ref_value:+.3f})"
+            if (engine, index_engine) != (REFERENCE, REFERENCE):
+                if m in counts:
+                    cell += f" ({counts[m] - base_counts[m]:+d})"
+                elif value is not None and ref_value is not None:
+                    cell += f" ({value - ref_value:+.3f})"
             cells.append(cell)
         out.append(f"| {label(engine, index_engine)} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
-
-
-def _count_for(overall: dict, metric: str) -> int | None:
-    """How many questions a rate metric is over (so that a difference in rate reads as questions)."""
-    if metric in ("hit@1", "hit@5", "answer_accuracy", "false_refusal_rate"):
-        return overall.get("n_answerable")
-    if metric == "refusal_accuracy":
-        return overall.get("n_unanswerable")
-    return None  # mrr, citation metrics: not a count of questions
 
 
 # ------------------------------------------------------------------------------------------------ 3. speed
@@ -273,6 +290,10 @@ def speed_child(args: argparse.Namespace) -> None:
     other = OtherLoad()
     result: dict[str, Any] = {"engine": args.engine, "threads": args.threads}
     start = time.perf_counter()
+    if args.engine.startswith("onnx@"):  # an export folder made by other means: ingest with it
+        from assistant import embed_onnx
+
+        embed_onnx.materialise_onnx = lambda source, variant="int8": Path(args.engine.split("@", 1)[1])
     if args.engine == "torch":
         import sentence_transformers  # noqa: F401
         import torch  # noqa: F401
@@ -304,7 +325,7 @@ def speed_child(args: argparse.Namespace) -> None:
     timed = _Timed(emb, embed_s)
     work = Path(tempfile.mkdtemp(prefix="bench-engines-"))
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         tokens = chunks = sentences = 0
         for lang, fs in files.items():
             asst = Assistant(index_dir=work / lang, sources=[], embedder=timed,
@@ -314,6 +335,7 @@ def speed_child(args: argparse.Namespace) -> None:
             sentences += report.sentences_embedded
             tokens += sum(emb.count_tokens(c.text) for c in asst.retriever.chunks)
         result["ingest_s"] = time.perf_counter() - start
+        result["ingest_cpu_s"] = time.process_time() - cpu
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result.update(tokens=tokens, chunks=chunks, sentences=sentences, embed_s=embed_s[0],
@@ -381,7 +403,8 @@ def bench_speed(args: argparse.Namespace, engines: list[str]) -> str:
                       f"ingest, query p50 {r['query_p50_ms']:.1f} ms, other cores busy {r['other_cores']:.2f}",
                       flush=True)
         for engine in order:
-            asks.setdefault(engine, []).append(cold_ask(engine, 0))
+            if "@" not in engine:
+                asks.setdefault(engine, []).append(cold_ask(engine, 0))
 
     def med(rs: list[dict], key: str) -> float:
         return statistics.median(r[key] for r in rs)
@@ -393,16 +416,20 @@ def bench_speed(args: argparse.Namespace, engines: list[str]) -> str:
     lines = [f"### 3. Speed\n\nIngest: {first['chunks']} chunks ({first['tokens']:,} tokens), {first['sentences']:,} "
              f"distinct sentences, from {sum(len(v) for v in xquad_files(Path(args.xquad), args.docs).values())} "
              f"XQuAD documents; medians of {args.repeats} run(s), engines taking turns, each in a fresh process.\n",
-             "| engine | threads | ingest tokens/s | x torch | chunks/s | embed s: chunks + sentences | "
-             "question p50 / p95 ms | import s | load s | RSS loaded / peak MB | other cores busy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| engine | threads | ingest tokens/s | x torch | tokens per CPU-second | x torch | chunks/s | "
+             "embed s: chunks + sentences | question p50 / p95 ms | import s | load s | RSS loaded / peak MB | "
+             "other cores busy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for threads in thread_counts:
-        base = med(results[(REFERENCE, threads)], "tokens") / med(results[(REFERENCE, threads)], "ingest_s")
+        refs = results[(REFERENCE, threads)]
+        base = statistics.median(r["tokens"] / r["ingest_s"] for r in refs)
+        base_cpu = statistics.median(r["tokens"] / r["ingest_cpu_s"] for r in refs)
         for engine in order:
             rs = results[(engine, threads)]
             rate = statistics.median(r["tokens"] / r["ingest_s"] for r in rs)
+            rate_cpu = statistics.median(r["tokens"] / r["ingest_cpu_s"] for r in rs)
             lines.append(
-                f"| {engine} | {threads} | {rate:.0f} | {rate / base:.2f} | "
+                f"| {engine} | {threads} | {rate:.0f} | {rate / base:.2f} | {rate_cpu:.0f} | {rate_cpu / base_cpu:.2f} | "
                 f"{statistics.median(r['chunks'] / r['ingest_s'] for r in rs):.1f} | "
                 f"{med(rs, 'chunk_embed_s'):.1f} + {med(rs, 'sentence_embed_s'):.1f} | "
                 f"{med(rs, 'query_p50_ms'):.1f} / {med(rs, 'query_p95_ms'):.1f} | {med(rs, 'import_s'):.2f} | "
@@ -422,8 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 documents per language, --limit 20, one repeat")
     ap.add_argument("--xquad", default=str(DEFAULT_XQUAD), help="the XQuAD collection folder")
-    ap.add_argument("--engines", default="onnx", help="engines compared with torch, e.g. onnx,onnx-fp32")
-    ap.add_argument("--threads", type=int, default=2, help="threads for quality and evaluation runs")
+    ap.add_argument("--engines", default="onnx", help="engines compared with torch, e.g. onnx,onnx-fp32 "
+                    "(onnx@FOLDER: an export folder made by other means, for experiments)")
+    ap.add_argument("--threads", type=int, default=1, help="threads for the quality and evaluation runs (torch's "
+                    "two threads stall when other processes hold the cores)")
     ap.add_argument("--speed-threads", default="1,2", help="thread counts for the speed runs")
     ap.add_argument("--docs", type=int, default=None, help="XQuAD documents per language (default: all; quick 8)")
     ap.add_argument("--limit", type=int, default=None, help="questions per XQuAD pair (default 100; quick 20)")
@@ -455,13 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{os.cpu_count()} cores.\n"]
     if "quality" not in skip:
         parts.append(bench_quality(args, engines))
-        print(parts[-1], flush=True)
     if "eval" not in skip:
         parts.append(bench_eval(args, engines))
-        print(parts[-1], flush=True)
     if "speed" not in skip:
         parts.append(bench_speed(args, engines))
-        print(parts[-1], flush=True)
     parts.append(f"Total {time.perf_counter() - started:.0f} s.\n")
     text = "\n".join(parts)
     print("\n" + text)

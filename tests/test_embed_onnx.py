@@ -324,3 +324,13 @@ def test_answering_does_not_import_torch(cache_dir, onnx_embedder, tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout, proc.stdout
+
+
+def test_int8_export_quantises_all_matmuls_but_the_sensitive_ones(onnx_embedder):
+    import onnx
+
+    model = onnx.load(str(onnx_embedder.folder / embed_onnx.MODEL_FILE))
+    float_matmuls = sorted(n.name for n in model.graph.node if n.op_type == "MatMul")
+    assert float_matmuls == sorted(embed_onnx.FP32_MATMULS)
+    quantised = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    assert len(quantised) == 12 * 4 - len(embed_onnx.FP32_MATMULS)
