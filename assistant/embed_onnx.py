@@ -31,12 +31,11 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -49,7 +48,7 @@ from .embed import (
     _as_list,
 )
 
-__all__ = ["OnnxEmbedder", "VARIANTS", "export_folder", "load_onnx_embedder", "materialise_onnx"]
+__all__ = ["VARIANTS", "OnnxEmbedder", "export_folder", "load_onnx_embedder", "materialise_onnx"]
 
 VARIANTS = ("int8", "fp32")
 DEFAULT_VARIANT = "int8"
@@ -210,10 +209,10 @@ def build_graph(weights: dict[str, np.ndarray], shape: dict):
     for i in range(shape["layers"]):
         p = f"encoder.layer.{i}."
 
-        def lw(name: str) -> np.ndarray:
+        def lw(name: str, p: str = p) -> np.ndarray:
             return w(p + name + ".weight")
 
-        def lb(name: str) -> np.ndarray:
+        def lb(name: str, p: str = p) -> np.ndarray:
             return w(p + name + ".bias")
 
         # one projection for query, key and value ([hidden, 3 * hidden]), split for the fused attention, which
@@ -294,9 +293,11 @@ def _write_export(folder: Path, source: Path, variant: str) -> None:
     """Write the export of ``source`` into the empty folder ``folder``; the marker last."""
     try:
         import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
         from safetensors.numpy import load_file
     except ImportError as exc:
-        raise EmbedderError(f"exporting the model to ONNX needs the onnx and safetensors packages: {exc}") from exc
+        raise EmbedderError(f"exporting the model to ONNX needs the onnx, onnxruntime and safetensors packages "
+                            f"(the onnx extra): {exc}") from exc
 
     shape = _check_source(source)
     source_files = {name: {"size": (source / name).stat().st_size, "sha256": _sha256(source / name)}
@@ -308,8 +309,6 @@ def _write_export(folder: Path, source: Path, variant: str) -> None:
     model = build_graph(weights, shape)
     del weights
     if variant == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         with _quiet_quantizer():
             quantize_dynamic(
                 model, folder / MODEL_FILE, op_types_to_quantize=["MatMul"], per_channel=True,
@@ -569,6 +568,11 @@ class OnnxEmbedder:
 def load_onnx_embedder(source: str | Path, name: str = DEFAULT_EMBEDDER, *, variant: str = DEFAULT_VARIANT,
                        threads: int = 0, batch_size: int = 32) -> OnnxEmbedder:
     """Export ``source`` (a sentence-transformers folder of the default model) if needed, and load the engine."""
+    try:
+        import onnxruntime  # noqa: F401  (before a long export that could not be used)
+        import tokenizers  # noqa: F401
+    except ImportError as exc:
+        raise EmbedderError(f"the onnx engine needs onnxruntime and tokenizers (the onnx extra): {exc}") from exc
     try:
         folder = materialise_onnx(source, variant)
     except (OSError, ValueError) as exc:

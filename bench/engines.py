@@ -31,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -211,11 +212,13 @@ def run_eval(args: argparse.Namespace, engine: str, index_engine: str, dataset: 
     return run_evaluation(SEED_QUESTIONS, index=index, settings=settings, plot=False)
 
 
-def question_counts(results: Sequence[Any]) -> dict[str, int]:
-    """How many questions each counting metric counts (its numerator), from per-question results."""
+def question_counts(results: Sequence[Any]) -> dict[str, float]:
+    """How many questions each metric counts (its numerator), from per-question results; for citation precision,
+    the sum of the answers' precisions (questions' worth)."""
     answerable = [r for r in results if r.answerable]
     answered = [r for r in answerable if r.has_evidence and not r.refused]
     return {
+        "citation_precision": sum(r.citation_precision for r in answered if r.citation_precision is not None),
         "hit@1": sum(1 for r in answerable if r.has_evidence and r.retrieval_rank == 1),
         "hit@5": sum(1 for r in answerable if r.has_evidence and r.retrieval_rank is not None
                      and r.retrieval_rank <= 5),
@@ -263,7 +266,7 @@ def bench_eval(args: argparse.Namespace, engines: list[str]) -> str:
     base_run = runs[(REFERENCE, REFERENCE, False)]
     base_counts = question_counts(base_run.results)
     out += ["", f"Seed questions ({base_run.report['overall']['n']}); in brackets the difference to torch in "
-            "questions (for the rates over questions) or in value:\n",
+            "questions (citation precision: in the sum of the answers' precisions, questions' worth; mrr: in value):\n",
             "| run | " + " | ".join(seed_metrics) + " |", "|---" * (1 + len(seed_metrics)) + "|"]
     for engine, index_engine in combos:
         run = runs[(engine, index_engine, False)]
@@ -274,7 +277,8 @@ def bench_eval(args: argparse.Namespace, engines: list[str]) -> str:
             cell = fmt(value, m)
             if (engine, index_engine) != (REFERENCE, REFERENCE):
                 if m in counts:
-                    cell += f" ({counts[m] - base_counts[m]:+d})"
+                    cell += f" ({counts[m] - base_counts[m]:+.1f})" if m == "citation_precision" else \
+                        f" ({counts[m] - base_counts[m]:+.0f})"
                 elif value is not None and ref_value is not None:
                     cell += f" ({value - ref_value:+.3f})"
             cells.append(cell)
@@ -393,7 +397,8 @@ def bench_speed(args: argparse.Namespace, engines: list[str]) -> str:
                        "--xquad", args.xquad, "--questions", str(args.questions)]
                 if args.docs:
                     cmd += ["--docs", str(args.docs)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                proc = subprocess.run(cmd, check=False, capture_output=True, text=True,
+                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
                 line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
                 if line is None:
                     raise RuntimeError(f"speed run failed ({engine}, {threads} threads):\n{proc.stderr[-3000:]}")
