@@ -16,8 +16,8 @@ are 4-bit blocks of 32 with one scale each), and rows are looked up with numpy f
 process only reads the rows its texts use.
 
 The export folder is complete when its marker file (written last) matches the source folder and this exporter; it
-is built in a temporary sibling and renamed into place, under a lock file, so a half-written export is never used
-and two processes exporting at once do not disturb each other.
+is built in a temporary sibling and renamed into place, under a lock on the parent folder, so a half-written export
+is never used and two processes exporting at once do not disturb each other.
 
 Vectors agree with the torch path to a cosine of 0.995 or more (mean ~0.998; see ``bench/engines.py`` and
 ``tests/test_embed_onnx.py``); token counts are identical (the same ``tokenizer.json``).
@@ -360,27 +360,30 @@ def _quiet_quantizer() -> Iterator[None]:
 
 
 @contextmanager
-def _export_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (a lock file) while exporting; no lock where ``fcntl`` is missing."""
+def _export_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the folder ``folder`` (the export's parent) while exporting: a lock on the folder
+    itself, so no lock file is left there. No lock where ``fcntl`` is missing; the atomic rename alone then keeps
+    readers safe."""
     try:
         import fcntl
-    except ImportError:  # not POSIX: the atomic rename alone keeps readers safe
+    except ImportError:
         yield
         return
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def materialise_onnx(source: str | Path, variant: str = DEFAULT_VARIANT) -> Path:
     """Export the sentence-transformers folder ``source`` to ONNX once; returns the export folder.
 
     A complete export for the same source and exporter is reused untouched (checked without hashing). Otherwise
-    it is written into a temporary sibling and renamed into place, holding a lock file so that a second process
-    waits for the first one's export instead of redoing it; leftovers of an interrupted export are removed.
+    it is written into a temporary sibling and renamed into place, holding a lock on the parent folder so that a
+    second process waits for the first one's export instead of redoing it; leftovers of an interrupted export are
+    removed.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown ONNX variant {variant!r}; known: {', '.join(VARIANTS)}")
@@ -389,7 +392,7 @@ def materialise_onnx(source: str | Path, variant: str = DEFAULT_VARIANT) -> Path
     if _is_complete(target, source, variant):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _export_lock(target.parent / f".{target.name}.lock"):
+    with _export_lock(target.parent):
         if _is_complete(target, source, variant):  # exported by another process while this one waited
             return target
         for stale in target.parent.glob(f".{target.name}.tmp-*"):  # an interrupted export (its lock is free)

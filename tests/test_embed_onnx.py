@@ -298,7 +298,7 @@ def test_concurrent_first_use_exports_once(scratch_source):
     np.testing.assert_array_equal(outs[0]["vec"], outs[1]["vec"])
     target = Path(outs[0]["folder"])
     assert embed_onnx._is_complete(target, scratch_source, "fp32")
-    assert not list(target.parent.glob(f".{target.name}.tmp-*"))
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
 # --------------------------------------------------------------------------------------------------
