@@ -56,6 +56,11 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
+    """The peak RSS of this process (VmHWM: ru_maxrss would carry over the parent's peak across fork and exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
