@@ -90,7 +90,8 @@ class Assistant:
 
                 e = self.settings.embedding
                 self._embedder = load_embedder(e.embedder, cache_dir=self.settings.store.cache_dir,
-                                               threads=e.threads, batch_size=e.embed_batch_size)
+                                               threads=e.threads, batch_size=e.embed_batch_size,
+                                               engine=e.embed_engine)
             return self._embedder
 
     def _apply_threads(self) -> None:

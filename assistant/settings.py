@@ -61,6 +61,8 @@ class EmbeddingSettings:
     embedder: str = DEFAULT_EMBEDDER  # or any sentence-transformers model folder / cached model name
     embed_batch_size: int = 32
     threads: int | None = None  # torch/faiss threads for embedding documents; None: the library's default
+    # torch (sentence-transformers), or onnx: ONNX Runtime, int8 (the default model only; see assistant/embed/onnx_engine.py)
+    embed_engine: str = "torch"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ LAYERS = {
     "normalize": 1,
     "loaders": 2,
     "chunk": 3,
-    "e5_convert": 4, "embed": 4,
+    "embed": 4,
     "store": 5,
     "ingest": 6,
     "retrieval": 7,

