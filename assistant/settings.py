@@ -108,6 +108,7 @@ class AnswerSettings:
     reader: bool = True  # read the best sentences with the trained reader (assistant/models/reader) when installed
     reader_candidates: int = 2  # how many of the best sentences the reader reads (each costs ~30 ms on one core)
     w_reader: float = 0.0  # weight of the reader's probability when choosing among the sentences it read
+    quote_chars: int = 110  # the longest quote of an answer (a longer sentence is quoted around its short answer)
 
 
 @dataclass(frozen=True)

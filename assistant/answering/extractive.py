@@ -75,7 +75,7 @@ class ExtractiveAnswerer(Answerer):
             return self._refuse(question, passages, language, judged["reason"])
         cand = judged["candidate"]
         short = judged["short"]  # offsets into the candidate's text, or None
-        qa, qb = quote_span(cand.text, short)
+        qa, qb = quote_span(cand.text, short, self.params.quote_chars)
         quote = cand.text[qa:qb]
         citation = Citation(n=1, doc=cand.doc, start=cand.start + qa, end=cand.start + qb, text=quote,
                             score=round(float(judged["score"]), 4), chunk_start=cand.passage.start,
