@@ -295,6 +295,21 @@ class Assistant:
         else:
             yield answerer.answer(question, passages, context)
 
+    def warm_up(self) -> float:
+        """Load everything a question needs (the collection, the embedding model, the answerer and its reader) and
+        answer one question end to end, so that the first real question is as fast as the later ones; seconds.
+        A collection that does not exist yet is left for later (the models are loaded all the same)."""
+        import time
+
+        started = time.perf_counter()
+        self.embedder.embed_passages(["warm-up"])
+        self.answerer  # noqa: B018  (the reader model is loaded with it)
+        try:
+            self.answer("What is this about?")
+        except AssistantError:
+            pass  # no collection yet: documents can be added later
+        return time.perf_counter() - started
+
     # -- information ----------------------------------------------------------------------------------------------
     def take_notices(self) -> list[str]:
         """What the store repaired since the last call (one line each), e.g. a damaged pointer to the live version."""

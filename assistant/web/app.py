@@ -787,10 +787,9 @@ def serve(settings: "Settings | None" = None, *, host: str = "127.0.0.1", port: 
     never built implicitly). ``sign_in``: require signing in (default: whenever the collection has users)."""
     settings = settings or Settings.from_env()
     assistant = Assistant(settings=settings, sources=None if default_sources else [])
-    try:
-        assistant.reader()  # load (or build) the collection now rather than on the first question
-    except AssistantError:
-        pass  # no collection yet: documents can be added from the Documents tab
+    # everything a question needs is loaded now, before the server says it is ready: the first person to ask waits
+    # no longer than the tenth
+    assistant.warm_up()
     app = build_app(assistant, sign_in=sign_in)
     launch(app, host, port, block=block)
     return app
