@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import BackendError
-from ..normalize import detect_language, tokenize
+from ..normalize import detect_language, normalize, tokenize
 from ..settings import Settings
 from ..types import Answer, Citation, Language, ScoredChunk
 from .agreement import disagreement
 from .base import AnswerContext, Answerer
 from .chat_models import ChatBackend, content_text, describe_error
+from .answer_types import STRICT_TYPES, holds_type
+from .compose import carry_over
 from .extractive import ExtractiveAnswerer
 from .messages import REFUSAL
 from .prompts import format_history, format_passages, load_prompt, prompts_dir
@@ -165,9 +167,16 @@ class GenerativeAnswerer(Answerer):
                                   f"{self.name}: the model returned an empty answer; showing the extractive answer "
                                   "instead", why="the model returned an empty answer")
         text = _JUNK_MARKER.sub("", text)  # "[n]", "[source]": placeholders, not citations
-        if _is_refusal(text):
+        # the evidence the extractive answer would stand on: the model answers only where it would, and with what it
+        # would find there
+        judged = self.fallback.judge(question, passages, context)
+        if judged is None or not judged["answer"]:
             return Answer(question, REFUSAL[language], language, True, [], passages, self.name, path="refusal",
-                          reason="the model found no answer in the passages")
+                          reason=f"the evidence does not answer it: {judged['reason'] if judged else 'no passages'}")
+        if _is_refusal(text):
+            return self._fallback(question, passages, context,
+                                  f"{self.name}: the model found no answer, but the passages hold one; showing the "
+                                  "extractive answer instead", why="the model found no answer")
         claims = split_claims(text)
         kinds: list[str] = []  # "refusal" | "cited" | "uncited" | "empty"
         dropped: list[dict] = []
@@ -261,6 +270,13 @@ class GenerativeAnswerer(Answerer):
                                   f"{self.name}: the model's answer was not used because {why}; showing the "
                                   "extractive answer instead", dropped, why)
 
+        if any(k == "refusal" for k in kinds) or not _states(judged, [claims[ci].text for ci in substantive],
+                                                                   self.fallback.params.second_quote_margin):
+            return self._fallback(question, passages, context,
+                                  f"{self.name}: the model's answer was not used because it does not state what the "
+                                  "best evidence answers; showing the extractive answer instead", dropped,
+                                  "its answer differs from the evidence's")
+
         # renumber: one citation per distinct (passage, span), numbered in order of appearance
         numbering: dict[tuple[int, int, int], int] = {}
         citations: list[Citation] = []
@@ -297,6 +313,30 @@ class GenerativeAnswerer(Answerer):
                       "(see dropped_citations)")
         return Answer(question, out, language, False, citations, passages, self.name, dropped_citations=dropped,
                       notice=notice, path="model")
+
+
+def _states(judged: dict, claims: Sequence[str], margin: float) -> bool:
+    """Whether the verified ``claims`` answer what the evidence answers: they state the short answer the extractive
+    answerer found in its chosen sentence (its numbers, across languages, where words cannot be compared), or, for a
+    question asking for a number, an amount or a date, they hold one (its agreement with the cited sentence is
+    checked claim by claim) that the best sentences hold. Without either, nothing shows that the model answered the question rather than said
+    something true about the passages."""
+    said = " ".join(claims)
+    kind = judged.get("kind")
+    if kind in STRICT_TYPES and holds_type(kind, said):
+        # a number or date the two best sentences hold (the second when the ranking can hardly tell them apart)
+        best = [row["candidate"].text for row in judged["rows"][:2]
+                if row is judged["rows"][0] or judged["score"] - row["score"] <= margin]
+        if set(carry_over(said).split()) & {n for text in best for n in carry_over(text).split()}:
+            return True
+    span = judged.get("short")
+    if span is None:
+        return False
+    short = judged["candidate"].text[span[0]:span[1]]
+    if normalize(short) in normalize(said):
+        return True
+    numbers = carry_over(short).split()
+    return bool(numbers) and all(n in said for n in numbers)
 
 
 _JUNK_MARKER = re.compile(r"\[\s*(?:n|x|\?|\.\.\.|…|source|citation(?: needed)?|ref|المصدر|مصدر)\s*\]",

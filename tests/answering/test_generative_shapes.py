@@ -3,6 +3,8 @@ alone, invented or contradicting claims, placeholders, markers in front of a sen
 and every answer says how it came about. The models are LangChain's fake chat models."""
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -119,7 +121,11 @@ def test_markers_in_front_of_a_sentence_move_behind_it(asst):
 
 
 def test_a_refusal_and_a_verified_answer_record_their_path(asst):
-    refused = ask(asst, Q_COUNT, "The documents do not contain an answer to this question.")
+    # a model that finds no answer where the evidence holds one: the extractive answer, saying so
+    shown = ask(asst, Q_COUNT, "The documents do not contain an answer to this question.")
+    assert not shown.refused and shown.path == "fallback" and "no answer" in shown.reason and "4" in shown.text
+    # where the evidence does not answer, the answer is a refusal whatever the model wrote
+    refused = ask(asst, "What is a good recipe for hummus?", "Hummus is made of chickpeas and tahini [1].")
     assert refused.refused and refused.path == "refusal" and refused.reason
     right = pid(asst, Q_AR, "4 حسابات")
     ok = ask(asst, Q_AR, f"تم اختراق 4 حسابات [{right}].")
@@ -132,3 +138,38 @@ def test_a_negation_in_another_clause_of_the_evidence_is_not_a_disagreement():
                 "الأربعة لم تكن مرتبطة بالحملة الرئاسية الأمريكية")
     assert disagreement("Microsoft said that 4 accounts were compromised.", [evidence]) is None
     assert "negated" in disagreement("كانت الحسابات الأربعة مرتبطة بالحملة الرئاسية الأمريكية", [evidence])
+
+
+# -- a junk-producing model over the seed set -------------------------------------------------------------------
+JUNK = [
+    "[1] [2][3]",
+    "Microsoft headquarters is in Washington, D.C. [1]",
+    "Microsoft named the targeted campaign [n].",
+    "Phosphorus went on to attack 4 [2].",
+    "Tom Burt is the position of Microsoft's CEO [1].",
+    "[3]",
+    "The answer is in the passages [1][2].",
+    "لم تذكر الوثائق ذلك [2].",
+]
+
+
+def test_a_junk_model_is_never_worse_than_the_extractive_answers_on_the_seed_set(asst, tmp_path):
+    from assistant.evaluation import run_evaluation
+
+    extractive = run_evaluation(index=asst.location, threads=1, plot=False).report["overall"]
+    replies = itertools.cycle(JUNK)
+    junk = GenericFakeChatModel(messages=(AIMessage(content=next(replies)) for _ in itertools.count()))
+    settings = asst.settings.with_overrides(backend="extractive")
+    gen = GenerativeAnswerer(junk, asst.embedder, fallback=asst.answerer, settings=settings)
+    run = run_evaluation(index=asst.location, threads=1, plot=False, backend=gen)
+    overall = run.report["overall"]
+    n_answerable, n_unanswerable = overall["n_answerable"], overall["n_unanswerable"]
+    for metric, n in (("answer_accuracy", n_answerable), ("refusal_accuracy", n_unanswerable),
+                      ("citation_recall", n_answerable)):
+        assert overall[metric] >= extractive[metric] - 1.0 / n - 1e-9, (metric, overall[metric], extractive[metric])
+    assert overall["false_refusal_rate"] <= extractive["false_refusal_rate"] + 1.0 / n_answerable + 1e-9
+    paths = run.report["by_path"]
+    assert set(paths) <= {"fallback", "refusal", "model"} and paths.get("fallback", {}).get("n", 0) > 60
+    assert all(not re.search(r"\[n\]|Washington", r.answer) for r in run.results)
+
+
