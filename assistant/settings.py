@@ -48,6 +48,13 @@ class StoreSettings:
     # candidates kept while searching (at least k); higher = better recall, slower. Measured at 100k e5-like
     # vectors: 128 -> recall@10 0.91 (1.2 ms), 256 -> 0.93 (1.7 ms), 512 -> 0.96 (2.4 ms)
     hnsw_ef_search: int = 512
+    # the PostgreSQL store (store = postgresql://...): connections each process keeps open at most (readers of
+    # concurrent questions and writers share them), seconds to wait for the server when connecting, and the memory
+    # one HNSW index build may use (the server's maintenance_work_mem for that build; the graph of 1M 384-dim
+    # vectors needs ~2 GB to be built in memory, slower beyond)
+    pg_pool_size: int = 20
+    pg_connect_timeout: int = 10
+    pg_build_memory: str = "1GB"
 
 
 @dataclass(frozen=True)
