@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -395,7 +396,10 @@ def cli_command(questions: Any = None, **options: Any) -> str:
     words = ["assistant", "eval"] + ([str(questions)] if questions is not None else [])
     for key, value in options.items():
         if value is not None:
-            words += [f"--{key}", str(value)]
+            text = str(value)
+            if key == "store":  # a database URL's password stays out of the report
+                text = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1@", text)
+            words += [f"--{key}", text]
     return " ".join(shlex.quote(w) for w in words)
 
 

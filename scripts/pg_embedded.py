@@ -115,6 +115,11 @@ class EmbeddedPostgres:
         if as_root:  # the server runs as RUN_AS: it needs the folder, and the path to it
             import pwd
 
+            for parent in root.resolve().parents:
+                if not os.stat(parent).st_mode & 0o001:
+                    raise RuntimeError(f"{root}: the server runs as {RUN_AS}, who cannot pass through {parent} "
+                                       "(choose a folder under /tmp or /var/tmp)")
+
             entry = pwd.getpwnam(RUN_AS)
             os.chmod(root, 0o755)
             for p in (root, root / "pw"):

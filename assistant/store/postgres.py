@@ -85,6 +85,64 @@ DEFAULT_COLLECTION = "default"
 _COLLECTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 EXTRA = "pip install -e '.[postgres]'"
 
+# The n best chunks by BM25 for query tokens (ids, weights w = query count x idf, document frequencies; sorted by
+# weight, smallest first), exactly, without summing every posting of the common tokens (a MaxScore-style bound):
+# a token adds less than its weight to any chunk (tf / (tf + k1 * (...)) < 1), so a chunk that holds none of the
+# rarer tokens scores less than the sum of the commoner tokens' weights ("rest"). The candidates are the chunks
+# holding a rarer token, scored on those; when the n-th best of them already reaches "rest", nothing else can
+# enter the top n, and only candidates that can still reach it get the commoner tokens added (by index lookups).
+# Otherwise one more token counts as rare, and so on down to all of them (the plain sum), which is also taken as
+# soon as the rare tokens' postings are most of all postings.
+BM25_TOP = """
+CREATE FUNCTION {s}.bm25_top(q_ids int[], q_w float8[], q_df int[], n int, k1 float8, b float8, avgdl float8)
+RETURNS TABLE (chunk_id bigint, score float8) LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    m int := coalesce(array_length(q_ids, 1), 0);
+    total float8 := (SELECT coalesce(sum(x), 0) FROM unnest(q_df) x);
+    j int;
+    rest float8;
+    theta float8;
+    c_ids bigint[];
+    c_s float8[];
+BEGIN
+    IF m = 0 OR n < 1 THEN
+        RETURN;
+    END IF;
+    j := m - 1;
+    LOOP
+        IF j > 0 AND (SELECT coalesce(sum(x), 0) FROM unnest(q_df[j + 1:m]) x) > total / 2 THEN
+            j := 0;
+        END IF;
+        SELECT array_agg(e.cid ORDER BY e.s DESC, e.cid), array_agg(e.s ORDER BY e.s DESC, e.cid)
+        INTO c_ids, c_s
+        FROM (SELECT p.chunk_id AS cid, sum(w.w * p.tf / (p.tf + k1 * (1 - b + b * p.dl / avgdl))) AS s
+              FROM unnest(q_ids[j + 1:m], q_w[j + 1:m]) AS w(id, w) JOIN {s}.postings p ON p.term_id = w.id
+              GROUP BY p.chunk_id) e;
+        IF j = 0 THEN
+            RETURN QUERY SELECT u.id, u.s FROM unnest(c_ids, c_s) AS u(id, s) ORDER BY u.s DESC, u.id LIMIT n;
+            RETURN;
+        END IF;
+        IF coalesce(array_length(c_ids, 1), 0) >= n THEN
+            theta := c_s[n];
+            rest := (SELECT sum(x) FROM unnest(q_w[1:j]) x);
+            IF rest <= theta THEN
+                RETURN QUERY
+                WITH r AS (SELECT u.id, u.s FROM unnest(c_ids, c_s) AS u(id, s) WHERE u.s + rest >= theta),
+                x AS (SELECT p.chunk_id AS cid, sum(w.w * p.tf / (p.tf + k1 * (1 - b + b * p.dl / avgdl))) AS s
+                      FROM unnest(q_ids[1:j], q_w[1:j]) AS w(id, w)
+                      JOIN {s}.postings p ON p.term_id = w.id AND p.chunk_id = ANY(ARRAY(SELECT r.id FROM r))
+                      GROUP BY p.chunk_id)
+                SELECT r.id, r.s + coalesce(x.s, 0) FROM r LEFT JOIN x ON x.cid = r.id
+                ORDER BY 2 DESC, 1 LIMIT n;
+                RETURN;
+            END IF;
+        END IF;
+        j := j - 1;
+    END LOOP;
+END
+$fn$;
+"""
+
 # layouts, in order: migrating from version v runs the steps after v. "{s}" is the collection's schema.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
@@ -141,7 +199,7 @@ CREATE TABLE {s}.users (
     password_hash text NOT NULL,
     admin boolean NOT NULL DEFAULT false,
     created double precision NOT NULL DEFAULT 0);
-"""),
+""" + BM25_TOP),
     (2, """
 CREATE TABLE {s}.ingest_runs (
     id bigserial PRIMARY KEY,
@@ -767,12 +825,12 @@ class PostgresReader:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _run(self, sql: str, params: Any = None):
+    def _run(self, sql: str, params: Any = None, *, binary: bool = False):
         if not self._conn:
             raise StoreError(f"this view of {self.store.location} was closed; ask the store for a new reader")
         psycopg = _driver()
         try:
-            return self._conn[0].execute(self.store.sql(sql), params)
+            return self._conn[0].execute(self.store.sql(sql), params, binary=binary)
         except psycopg.errors.LockNotAvailable:
             raise StoreError(f"the collection {self.store.location} is being rebuilt with an embedder of another "
                              "dimension; try again when the rebuild is done") from None
@@ -892,7 +950,8 @@ class PostgresReader:
         if not self.info.sentence_vectors or not ids:
             return {}
         rows = self._run("SELECT chunk_id, start_char, end_char, embedding FROM {s}.sentences "
-                         "WHERE chunk_id = ANY(%s) ORDER BY chunk_id, start_char, end_char", (ids,)).fetchall()
+                         "WHERE chunk_id = ANY(%s) ORDER BY chunk_id, start_char, end_char", (ids,),
+                         binary=True).fetchall()
         grouped: dict[int, list] = {}
         for cid, s, e, v in rows:
             grouped.setdefault(cid, []).append((s, e, v))
@@ -954,23 +1013,24 @@ class PostgresReader:
 
 
 # BM25 ("lucene", as bm25s): for the query tokens (repeats count again), idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
-# a chunk's score = sum over its matching tokens of idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)). The top n, the
-# scores of the given ids, and the document frequency of every token, in one statement.
+# a chunk's score = sum over its matching tokens of idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)). The top n (by
+# bm25_top), the scores of the given ids, and the document frequency of every token, in one statement.
 BM25_SQL = """
 WITH q AS (
     SELECT t.id, t.term, t.df, count(*)::float8 AS qn
     FROM unnest(%(tokens)s::text[]) AS u(term) JOIN {s}.terms t ON t.term = u.term
     GROUP BY t.id, t.term, t.df),
-w AS (SELECT id, qn * ln(1 + (%(N)s - df + 0.5) / (df + 0.5)) AS idf FROM q WHERE df > 0),
-scored AS MATERIALIZED (
-    SELECT p.chunk_id, sum(w.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / %(avgdl)s))) AS score
-    FROM w JOIN {s}.postings p ON p.term_id = w.id
-    GROUP BY p.chunk_id),
-top AS (SELECT chunk_id, score FROM scored ORDER BY score DESC, chunk_id LIMIT %(n)s)
+w AS (SELECT id, df, qn * ln(1 + (%(N)s - df + 0.5) / (df + 0.5)) AS w FROM q WHERE df > 0),
+top AS (SELECT b.chunk_id, b.score FROM {s}.bm25_top(
+    (SELECT array_agg(id ORDER BY w, id) FROM w), (SELECT array_agg(w ORDER BY w, id) FROM w),
+    (SELECT array_agg(df ORDER BY w, id) FROM w), %(n)s::int, %(k1)s::float8, %(b)s::float8, %(avgdl)s::float8) AS b),
+given AS (
+    SELECT p.chunk_id, sum(w.w * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / %(avgdl)s))) AS score
+    FROM w JOIN {s}.postings p ON p.term_id = w.id AND p.chunk_id = ANY(%(ids)s::bigint[])
+    GROUP BY p.chunk_id)
 SELECT t.chunk_id, t.score, true, {extra}, NULL::text, NULL::int FROM top t
 UNION ALL
-SELECT s.chunk_id, s.score, false, NULL::float8, NULL::float8, NULL::text, NULL::text, NULL::int
-FROM scored s WHERE s.chunk_id = ANY(%(ids)s::bigint[])
+SELECT g.chunk_id, g.score, false, NULL::float8, NULL::float8, NULL::text, NULL::text, NULL::int FROM given g
 UNION ALL
 SELECT NULL::bigint, NULL::float8, false, NULL::float8, NULL::float8, NULL::text, term, df FROM q
 """
@@ -1341,7 +1401,7 @@ class PostgresWriter:
         rows = self.conn.execute(s.sql(
             "SELECT c.id, c.start_char, c.end_char, c.language, v.embedding FROM {s}.chunks c "
             "JOIN {s}.documents d ON d.id = c.doc_id JOIN {s}.chunk_vectors v ON v.chunk_id = c.id "
-            "WHERE d.name = %s ORDER BY c.start_char, c.id"), (doc,)).fetchall()
+            "WHERE d.name = %s ORDER BY c.start_char, c.id"), (doc,), binary=True).fetchall()
         text = self.conn.execute(s.sql("SELECT text FROM {s}.documents WHERE name = %s"), (doc,)).fetchone()[0]
         chunks = [Chunk(doc, st, en, text[st:en], lang) for _, st, en, lang, _ in rows]
         dim = int(self.embedder["dim"])

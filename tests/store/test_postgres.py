@@ -240,6 +240,46 @@ def test_bm25_in_sql_scores_like_bm25s(tmp_path, pg_url):
     assert reader.keyword_search(["كلمةغيرموجودة"], 5, score_ids=[1])[0].size == 0
 
 
+def test_bm25_top_n_is_exact_with_common_and_rare_tokens(tmp_path, pg_url):
+    """The SQL search skips most postings of common tokens; it must still give bm25s' top n, for any n."""
+    from assistant.store.keyword import KeywordIndex
+
+    rng = np.random.default_rng(11)
+    vocab = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(600)]
+    weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1  # Zipf: a few tokens in most chunks, most in a few
+    weights /= weights.sum()
+    docs = []
+    for d in range(40):
+        parts = [" ".join(rng.choice(vocab, size=int(rng.integers(5, 60)), p=weights)) + "\n" for _ in range(40)]
+        text = "".join(parts)
+        chunks, pos = [], 0
+        for part in parts:
+            chunks.append(Chunk(f"z{d}.txt", pos, pos + len(part), part, "en"))
+            pos += len(part)
+        v = rng.normal(size=(len(chunks), 8)).astype(np.float32)
+        docs.append(PreparedDocument(DocumentRecord(f"z{d}.txt", "/z", f"/z/z{d}.txt", "x", "en", len(chunks)), text,
+                                     chunks, v / np.linalg.norm(v, axis=1, keepdims=True)))
+    store = _write(PostgresStore(pg_url), *docs, sentence_vectors=False)
+    reader = store.reader()
+    chunks = [c for d in docs for c in d.chunks]
+    index = KeywordIndex.build([c.text for c in chunks])
+    position = {}
+    for doc in reader.documents():
+        for c in reader.document_chunks(doc):
+            position[c.chunk_id] = next(i for i, x in enumerate(chunks) if _key(x) == _key(c))
+    for trial in range(60):
+        size = int(rng.integers(1, 7))
+        tokens = list(rng.choice(vocab[:300], size=size, p=weights[:300] / weights[:300].sum()))
+        if trial % 3 == 0:
+            tokens.append(vocab[int(rng.integers(300, 600))])  # a rare one
+        n = int(rng.choice([1, 3, 10, 50, 2000]))
+        ids, scores, _ = reader.keyword_search(tokens, n)
+        full = index.scores(tokens)
+        want = np.sort(full[full > 0])[::-1][:n]
+        assert np.allclose(scores, want, rtol=1e-5, atol=1e-6), (tokens, n)
+        assert np.allclose(full[[position[i] for i in ids.tolist()]], scores, rtol=1e-5, atol=1e-6)
+
+
 def test_dense_and_sentence_search_and_retrieval_match_the_folder_store(tmp_path, pg_url):
     from assistant.retrieval import HybridRetriever
 
