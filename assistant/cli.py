@@ -146,7 +146,8 @@ def _start_workers(n: int, targets: list[str], asst: Any, embedder: Optional[str
     if embedder:
         cmd += ["--embedder", embedder]
     env = dict(os.environ)
-    env["ASSISTANT_STORE"] = getattr(asst.store, "url", asst.location)  # not on the command line: it may hold a password
+    # the location in the environment, not on the command line: it may hold a password
+    env["ASSISTANT_STORE"] = getattr(asst.store, "url", asst.location)
     env.pop("ASSISTANT_INDEX_DIR", None)
     if threads:
         env["ASSISTANT_THREADS"] = str(threads)

@@ -382,10 +382,11 @@ def synthetic_index(size: int, base: list[Generation], data: Data, chunk_chars: 
 
 def synthetic_documents(size: int, base: list[Generation], data: Data, chunk_chars: int,
                         seed: int = 7) -> Iterator[PreparedDocument]:
-    """A collection of ``size`` chunks, document by document: the real XQuAD chunks (real vectors) plus synthetic documents made of shuffled
-    XQuAD paragraphs, chunked by grouping paragraphs to about ``chunk_chars``. A synthetic chunk's vector is a
-    randomly weighted mix of the real vectors of the chunks that hold its paragraphs, plus a little Gaussian noise
-    (cosine ~0.98 to the mix), renormalised: spread like e5's vectors (not uniform on the sphere), and no two alike."""
+    """A collection of ``size`` chunks, document by document: the real XQuAD chunks (real vectors) plus synthetic
+    documents made of shuffled XQuAD paragraphs, chunked by grouping paragraphs to about ``chunk_chars``. A synthetic
+    chunk's vector is a randomly weighted mix of the real vectors of the chunks that hold its paragraphs, plus a
+    little Gaussian noise (cosine ~0.98 to the mix), renormalised: spread like e5's vectors (not uniform on the
+    sphere), and no two alike."""
     rng = np.random.default_rng(seed)
     pyrng = random.Random(seed)
     dim = int(base[0].manifest.embedder["dim"])

@@ -181,7 +181,8 @@ CREATE TABLE {s}.chunks (
     start_char integer NOT NULL,
     end_char integer NOT NULL,
     language text NOT NULL,
-    n_tokens integer NOT NULL);
+    n_tokens integer NOT NULL,
+    terms integer[] NOT NULL DEFAULT '{}');
 CREATE INDEX chunks_doc ON {s}.chunks (doc_id, start_char);
 CREATE TABLE {s}.terms (
     id serial PRIMARY KEY,
@@ -193,7 +194,6 @@ CREATE TABLE {s}.postings (
     tf integer NOT NULL,
     dl integer NOT NULL,
     PRIMARY KEY (term_id, chunk_id) INCLUDE (tf, dl));
-CREATE INDEX postings_chunk ON {s}.postings (chunk_id);
 CREATE TABLE {s}.users (
     name text PRIMARY KEY,
     password_hash text NOT NULL,
@@ -1059,10 +1059,11 @@ class _Delta:
 
 DELETE_SQL = """
 WITH d AS (DELETE FROM {s}.documents WHERE name = ANY(%(names)s) RETURNING id),
-c AS (DELETE FROM {s}.chunks WHERE doc_id IN (SELECT id FROM d) RETURNING id, n_tokens),
+c AS (DELETE FROM {s}.chunks WHERE doc_id IN (SELECT id FROM d) RETURNING id, n_tokens, terms),
 v AS (DELETE FROM {s}.chunk_vectors WHERE chunk_id IN (SELECT id FROM c) RETURNING 1),
 x AS (DELETE FROM {s}.sentences WHERE chunk_id IN (SELECT id FROM c) RETURNING 1),
-p AS (DELETE FROM {s}.postings WHERE chunk_id IN (SELECT id FROM c) RETURNING term_id),
+ct AS (SELECT c.id, unnest(c.terms) AS term_id FROM c),
+p AS (DELETE FROM {s}.postings p USING ct WHERE p.term_id = ct.term_id AND p.chunk_id = ct.id RETURNING p.term_id),
 g AS (SELECT t.term, count(*) AS n FROM p JOIN {s}.terms t ON t.id = p.term_id GROUP BY t.term)
 SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM c), (SELECT coalesce(sum(n_tokens), 0) FROM c),
        (SELECT count(*) FROM x), (SELECT count(*) FROM v),
@@ -1131,21 +1132,28 @@ def write_documents(store: PostgresStore, conn: Any, puts: Sequence[PreparedDocu
                                                          (seq, n_chunks))], dtype=np.int64)
     owners = np.array([doc_id[d.record.doc] for d in puts for _ in d.chunks], dtype=np.int64)
     if n_chunks:
-        with conn.cursor().copy(store.sql("COPY {s}.chunks (id, doc_id, start_char, end_char, language, n_tokens) "
-                                          "FROM STDIN")) as cp:
-            for cid, owner, (s, e, lang, ln) in zip(chunk_ids.tolist(), owners.tolist(), chunk_rows):
-                cp.write_row((cid, owner, s, e, lang, ln))
+        # postings; each chunk keeps the ids of its tokens, to find its postings by their key when it goes
+        p_term: list[int] = []
+        p_chunk: list[int] = []
+        p_tf: list[int] = []
+        p_dl: list[int] = []
+        chunk_terms = []
+        for cid, tf, (_, _, _, ln) in zip(chunk_ids.tolist(), counts, chunk_rows):
+            ids_here = [term_ids[term] for term in tf]
+            chunk_terms.append(ids_here)
+            p_term += ids_here
+            p_chunk += [cid] * len(ids_here)
+            p_tf += tf.values()
+            p_dl += [ln] * len(ids_here)
+        with conn.cursor().copy(store.sql("COPY {s}.chunks (id, doc_id, start_char, end_char, language, n_tokens, "
+                                          "terms) FROM STDIN")) as cp:
+            cp.set_types(["int8", "int8", "int4", "int4", "text", "int4", "int4[]"])
+            for cid, owner, (s, e, lang, ln), terms in zip(chunk_ids.tolist(), owners.tolist(), chunk_rows,
+                                                           chunk_terms):
+                cp.write_row((cid, owner, s, e, lang, ln, terms))
         vectors = np.concatenate([np.asarray(d.vectors, np.float32) for d in puts if len(d.chunks)])
         copy_binary(conn, store.sql("COPY {s}.chunk_vectors (chunk_id, embedding) FROM STDIN (FORMAT BINARY)"),
                     [("int8", chunk_ids), ("vector", vectors)])
-        # postings
-        p_term, p_chunk, p_tf, p_dl = [], [], [], []
-        for cid, tf, (_, _, _, ln) in zip(chunk_ids.tolist(), counts, chunk_rows):
-            for term, n in tf.items():
-                p_term.append(term_ids[term])
-                p_chunk.append(cid)
-                p_tf.append(n)
-                p_dl.append(ln)
         if p_term:
             copy_binary(conn, store.sql("COPY {s}.postings (term_id, chunk_id, tf, dl) FROM STDIN (FORMAT BINARY)"),
                         [("int4", np.array(p_term)), ("int8", np.array(p_chunk)), ("int4", np.array(p_tf)),
@@ -1295,6 +1303,9 @@ def _retokenize(store: PostgresStore, conn: Any) -> None:
     for _, tf, _ in counts:
         df.update(tf.keys())
     ids = _upsert_terms(store, conn, df)
+    conn.execute(store.sql("UPDATE {s}.chunks c SET terms = u.terms FROM (SELECT * FROM jsonb_to_recordset(%s::jsonb) "
+                           "AS x(id bigint, terms int[])) u WHERE c.id = u.id"),
+                 (json.dumps([{"id": cid, "terms": [ids[t] for t in tf]} for cid, tf, _ in counts]),))
     p = [(ids[t], cid, n, ln) for cid, tf, ln in counts for t, n in tf.items()]
     if p:
         arr = np.array(p, dtype=np.int64)

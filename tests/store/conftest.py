@@ -64,3 +64,41 @@ def proc_env(cache_dir) -> dict:
     env["ASSISTANT_CACHE_DIR"] = str(cache_dir)
     env.pop("ASSISTANT_STORE", None)
     return env
+
+
+@pytest.fixture
+def pg_problems():
+    """``pg_problems(store)``: what does not add up in a collection (empty when it is consistent)."""
+    return _problems
+
+
+def _problems(store) -> list[str]:
+    """What does not add up in a collection: its counts against its rows, document frequencies against postings,
+    documents against their chunks, chunks against their vectors."""
+    checks = {
+        "documents": "SELECT n_documents - (SELECT count(*) FROM {s}.documents) FROM {s}.collection",
+        "chunks": "SELECT n_chunks - (SELECT count(*) FROM {s}.chunks) FROM {s}.collection",
+        "vectors": "SELECT (SELECT count(*) FROM {s}.chunks) - (SELECT count(*) FROM {s}.chunk_vectors)",
+        "tokens": "SELECT n_tokens - (SELECT coalesce(sum(n_tokens), 0) FROM {s}.chunks) FROM {s}.collection",
+        "sentences": "SELECT n_sentences - (SELECT count(*) FROM {s}.sentences) FROM {s}.collection",
+        "df": "SELECT count(*) FROM {s}.terms t LEFT JOIN (SELECT term_id, count(*) AS n FROM {s}.postings "
+              "GROUP BY term_id) p ON p.term_id = t.id WHERE t.df <> coalesce(p.n, 0)",
+        "n_chunks": "SELECT count(*) FROM {s}.documents d WHERE d.n_chunks <> (SELECT count(*) FROM {s}.chunks c "
+                    "WHERE c.doc_id = d.id)",
+        "orphans": "SELECT (SELECT count(*) FROM {s}.chunks c WHERE NOT EXISTS (SELECT 1 FROM {s}.documents d "
+                   "WHERE d.id = c.doc_id)) + (SELECT count(*) FROM {s}.postings p WHERE NOT EXISTS (SELECT 1 "
+                   "FROM {s}.chunks c WHERE c.id = p.chunk_id)) + (SELECT count(*) FROM {s}.sentences x WHERE NOT "
+                   "EXISTS (SELECT 1 FROM {s}.chunks c WHERE c.id = x.chunk_id))",
+        "dl": "SELECT count(*) FROM {s}.postings p JOIN {s}.chunks c ON c.id = p.chunk_id WHERE p.dl <> c.n_tokens",
+        "terms": "SELECT count(*) FROM {s}.chunks c LEFT JOIN (SELECT chunk_id, count(*) AS n FROM {s}.postings "
+                 "GROUP BY chunk_id) p ON p.chunk_id = c.id WHERE cardinality(c.terms) <> coalesce(p.n, 0) OR EXISTS "
+                 "(SELECT 1 FROM unnest(c.terms) t WHERE NOT EXISTS (SELECT 1 FROM {s}.postings q WHERE "
+                 "q.term_id = t AND q.chunk_id = c.id))",
+    }
+    problems = []
+    with store._connection() as conn:
+        for name, sql in checks.items():
+            value = conn.execute(store.sql(sql)).fetchone()[0]
+            if value:
+                problems.append(f"{name}: {value}")
+    return problems

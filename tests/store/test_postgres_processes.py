@@ -55,34 +55,6 @@ def _documents(folder: Path, n: int, start: int = 0, size: int = 2500) -> list[P
     return paths
 
 
-def consistency_problems(store: PostgresStore) -> list[str]:
-    """What does not add up in a collection: its counts against its rows, document frequencies against postings,
-    documents against their chunks, chunks against their vectors."""
-    checks = {
-        "documents": "SELECT n_documents - (SELECT count(*) FROM {s}.documents) FROM {s}.collection",
-        "chunks": "SELECT n_chunks - (SELECT count(*) FROM {s}.chunks) FROM {s}.collection",
-        "vectors": "SELECT (SELECT count(*) FROM {s}.chunks) - (SELECT count(*) FROM {s}.chunk_vectors)",
-        "tokens": "SELECT n_tokens - (SELECT coalesce(sum(n_tokens), 0) FROM {s}.chunks) FROM {s}.collection",
-        "sentences": "SELECT n_sentences - (SELECT count(*) FROM {s}.sentences) FROM {s}.collection",
-        "df": "SELECT count(*) FROM {s}.terms t LEFT JOIN (SELECT term_id, count(*) AS n FROM {s}.postings "
-              "GROUP BY term_id) p ON p.term_id = t.id WHERE t.df <> coalesce(p.n, 0)",
-        "n_chunks": "SELECT count(*) FROM {s}.documents d WHERE d.n_chunks <> (SELECT count(*) FROM {s}.chunks c "
-                    "WHERE c.doc_id = d.id)",
-        "orphans": "SELECT (SELECT count(*) FROM {s}.chunks c WHERE NOT EXISTS (SELECT 1 FROM {s}.documents d "
-                   "WHERE d.id = c.doc_id)) + (SELECT count(*) FROM {s}.postings p WHERE NOT EXISTS (SELECT 1 "
-                   "FROM {s}.chunks c WHERE c.id = p.chunk_id)) + (SELECT count(*) FROM {s}.sentences x WHERE NOT "
-                   "EXISTS (SELECT 1 FROM {s}.chunks c WHERE c.id = x.chunk_id))",
-        "dl": "SELECT count(*) FROM {s}.postings p JOIN {s}.chunks c ON c.id = p.chunk_id WHERE p.dl <> c.n_tokens",
-    }
-    problems = []
-    with store._connection() as conn:
-        for name, sql in checks.items():
-            value = conn.execute(store.sql(sql)).fetchone()[0]
-            if value:
-                problems.append(f"{name}: {value}")
-    return problems
-
-
 def _contents(store: PostgresStore) -> dict:
     """Everything a collection holds, keyed by what identifies it (not by the database's ids)."""
     with store._connection() as conn:
@@ -178,7 +150,8 @@ print("CHECKED", checked, "GENERATIONS", len(generations), "BAD", len(bad), bad[
 """
 
 
-def test_a_reader_in_another_process_never_sees_a_half_written_document(pg_url, proc_env):
+def test_a_reader_in_another_process_never_sees_a_half_written_document(pg_url, proc_env,
+                                                                        pg_problems):
     first = subprocess.run([sys.executable, "-c", WRITER, pg_url, "1"], capture_output=True, text=True, env=proc_env,
                            timeout=300)
     assert first.returncode == 0, first.stderr
@@ -194,11 +167,11 @@ def test_a_reader_in_another_process_never_sees_a_half_written_document(pg_url, 
         checked, generations, bad = int(words[1]), int(words[3]), int(words[5])
         assert bad == 0, out
         assert checked >= 20 and generations >= 5, out  # it really read while the writer wrote
-    assert consistency_problems(PostgresStore(pg_url)) == []
+    assert pg_problems(PostgresStore(pg_url)) == []
 
 
 # -- ingests in other processes ---------------------------------------------------------------------------------
-def test_two_ingests_at_once_lose_nothing_and_duplicate_nothing(tmp_path, pg_url, fast_env):
+def test_two_ingests_at_once_lose_nothing_and_duplicate_nothing(tmp_path, pg_url, fast_env, pg_problems):
     proc_env = fast_env
     a = _documents(tmp_path / "a", 5, 0)
     b = _documents(tmp_path / "b", 5, 5)
@@ -212,7 +185,7 @@ def test_two_ingests_at_once_lose_nothing_and_duplicate_nothing(tmp_path, pg_url
     store = PostgresStore(pg_url)
     reader = store.reader()
     assert sorted(reader.documents()) == sorted(p.name for p in a + b)
-    assert consistency_problems(store) == []
+    assert pg_problems(store) == []
     # each document's chunks once: as many as one process gives
     alone = PostgresStore(pg_url.replace("?collection=", "?collection=alone_"))
     for folder in (tmp_path / "a", tmp_path / "b"):
@@ -226,7 +199,7 @@ def test_two_ingests_at_once_lose_nothing_and_duplicate_nothing(tmp_path, pg_url
 
 
 def test_an_ingest_killed_mid_way_is_finished_by_the_next_and_answers_keep_working(tmp_path, pg_url, fast_env,
-                                                                                   cache_dir):
+                                                                                   cache_dir, pg_problems):
     from assistant import Assistant
     from assistant.embed import load_embedder
 
@@ -253,7 +226,7 @@ def test_an_ingest_killed_mid_way_is_finished_by_the_next_and_answers_keep_worki
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     # what was committed is whole, and questions are answered from it
-    assert consistency_problems(store) == []
+    assert pg_problems(store) == []
     done = store.reader().info.n_documents
     assert 4 <= done < 16 and answered > 0
     assert asst.retrieve(QUESTION) and asst.answer(QUESTION).text
@@ -263,14 +236,14 @@ def test_an_ingest_killed_mid_way_is_finished_by_the_next_and_answers_keep_worki
     report = _report(again.stdout)
     assert report["added"] == 16 - done and report["unchanged"] == done and report["removed"] == 0
     assert sorted(store.reader().documents()) == sorted(p.name for p in docs.glob("*.txt"))
-    assert consistency_problems(store) == []
+    assert pg_problems(store) == []
     with store._connection() as conn:
         abandoned = conn.execute(store.sql("SELECT count(*) FROM {s}.ingest_runs WHERE abandoned")).fetchone()[0]
     assert abandoned == 1
     assert {h.doc for h in asst.retrieve(QUESTION, k=10)} - {"doc-000.txt", "doc-001.txt"}  # new ones answer too
 
 
-def test_three_workers_on_one_source_equal_a_one_process_ingest(tmp_path, pg_url, fast_env):
+def test_three_workers_on_one_source_equal_a_one_process_ingest(tmp_path, pg_url, fast_env, pg_problems):
     proc_env = fast_env
     docs = tmp_path / "docs"
     _documents(docs, 18, 0, size=3000)
@@ -294,13 +267,13 @@ def test_three_workers_on_one_source_equal_a_one_process_ingest(tmp_path, pg_url
         assert (lang, n) == y["chunks"][key][:2]
         assert np.allclose(vec, y["chunks"][key][2], atol=2e-3)
     assert max(float(np.abs(v - y["sentences"][k]).max()) for k, v in x["sentences"].items()) < 5e-3
-    assert consistency_problems(three) == []
+    assert pg_problems(three) == []
     # a file gone from the source is dropped once, by whichever worker takes the job
     (docs / "doc-003.txt").unlink()
     again = _cli(["ingest", str(docs), "--store", three.url, "--workers", "2"], proc_env)
     assert again.returncode == 0, again.stderr
     assert _report(again.stdout)["removed"] == 1 and "doc-003.txt" not in three.reader().documents()
-    assert consistency_problems(three) == []
+    assert pg_problems(three) == []
 
 
 def test_workers_need_a_database_store(tmp_path, proc_env):
