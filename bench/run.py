@@ -938,9 +938,10 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
               f"synchronous_commit {conf.get('synchronous_commit')}; the same synthetic collections as section 3 "
               f"(real XQuAD chunks + shuffled paragraphs, ~{chunk_chars} chars/chunk, synthetic vectors); "
               f"{len(questions)} XQuAD questions, the first {min(answers, len(questions))} for answers, each in a "
-              f"fresh process per store; exact search below {settings.hnsw_min_vectors:,} chunks, HNSW (m "
+              f"fresh process per store; PostgreSQL searches exactly below {settings.pg_hnsw_min_vectors:,} chunks "
+              f"and the folder store below {settings.hnsw_min_vectors:,}, with HNSW (m "
               f"{settings.hnsw_m}, ef_construction {max(2 * settings.hnsw_m, settings.hnsw_ef_construction)}, "
-              f"ef_search {min(1000, settings.hnsw_ef_search)}) above, as the folder store; load average at start "
+              f"ef_search {min(1000, settings.hnsw_ef_search)}) above; load average at start "
               + " ".join(f"{x:.1f}" for x in os.getloadavg()))
         embedder = dict(base[0].manifest.embedder)
         chunking = dict(base[0].manifest.chunking)
@@ -948,7 +949,7 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
         for size in sizes:
             gc.collect()
             location = pg_location(url, f"bench_{size}")
-            deferred = PostgresStore(location, StoreSettings(hnsw_min_vectors=1 << 62,
+            deferred = PostgresStore(location, StoreSettings(pg_hnsw_min_vectors=1 << 62,
                                                              pg_build_memory=settings.pg_build_memory))
             deferred.drop()
             made = put = 0.0
@@ -999,7 +1000,7 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
             t.add(section, f"{size:,} chunks: PostgreSQL HNSW build",
                   f"{hnsw_s:.0f} s" if built else "none (exact search)",
                   f"CREATE INDEX ... USING hnsw (vector_ip_ops), maintenance_work_mem {settings.pg_build_memory}"
-                  if built else f"below {settings.hnsw_min_vectors:,} chunks")
+                  if built else f"below {settings.pg_hnsw_min_vectors:,} chunks")
             t.add(section, f"{size:,} chunks: PostgreSQL disk", human_bytes(disk),
                   ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(sizes_by.items(), key=lambda kv: -kv[1])
                             if v > 1 << 20) + " (tables with their indexes)")

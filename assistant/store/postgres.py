@@ -16,7 +16,8 @@ refused):
   (document, exact character offsets into its text, language, keyword length); a chunk's text is
   ``substr(text, start + 1, end - start)`` of its document (PostgreSQL counts characters as Python does);
 * ``chunk_vectors`` (``vector(dim)``; an HNSW index with inner-product ops once the collection reaches
-  ``hnsw_min_vectors`` chunks; searched exactly below, as the folder store does) and ``sentences`` (chunk, offsets in
+  ``pg_hnsw_min_vectors`` chunks, searched with ``hnsw_ef_search``; searched exactly below, as the folder store is
+  below its own threshold) and ``sentences`` (chunk, offsets in
   the chunk's text, ``halfvec(dim)``: the spans and vectors ingest computes, stored as float16 like the folder
   store's);
 * the keyword index, kept by the database: ``terms`` (token, document frequency), ``postings`` (token, chunk, term
@@ -658,12 +659,12 @@ class PostgresStore:
 
     # -- index upkeep --------------------------------------------------------------------------------------------
     def maintain(self, conn: Any, *, wait: bool = True) -> bool:
-        """Build the HNSW index once the collection has ``hnsw_min_vectors`` chunks (under the exclusive writer
+        """Build the HNSW index once the collection has ``pg_hnsw_min_vectors`` chunks (under the exclusive writer
         lock: ordinary writes wait, readers do not). Whether it was built now."""
         s = self.settings
         row = conn.execute(self.sql("SELECT n_chunks, to_regclass(%s) IS NOT NULL FROM {s}.collection"),
                            (f"{self._s}.{HNSW_INDEX}",)).fetchone()
-        if row is None or row[1] or int(row[0]) < s.hnsw_min_vectors:
+        if row is None or row[1] or int(row[0]) < s.pg_hnsw_min_vectors:
             return False
         with conn.transaction():
             self.lock_writer(conn, exclusive=True, wait=wait, on_wait=None)
@@ -791,7 +792,7 @@ class PostgresReader:
         self.generation = c.generation_id
         s = store.settings
         # exact search below the size at which the folder store switches to HNSW (and while there is no index)
-        self.exact = (not c.has_index) or c.n_chunks < s.hnsw_min_vectors
+        self.exact = (not c.has_index) or c.n_chunks < s.pg_hnsw_min_vectors
         self._documents: dict[str, DocumentRecord] | None = None
         # what this reader learned for the question vector last searched with (one question per reader)
         self._qkey: bytes | None = None

@@ -330,7 +330,7 @@ def test_dense_and_sentence_search_and_retrieval_match_the_folder_store(tmp_path
 
 
 def test_large_collections_use_the_hnsw_index(pg_server, pg_url):
-    settings = StoreSettings(hnsw_min_vectors=200)
+    settings = StoreSettings(pg_hnsw_min_vectors=200)
     rng = np.random.default_rng(3)
     docs = []
     for i in range(10):
