@@ -10,7 +10,8 @@ as a process of its own, with a data folder of its own, listening on TCP only:
 
 Password authentication (scram-sha-256) is required on TCP; the superuser is ``postgres``.
 
-    python scripts/pg_embedded.py [--no-netns] [--dir DIR]   # prints the URL, serves until Ctrl+C
+    python scripts/pg_embedded.py [--no-netns] [--dir DIR] [--fsync] [--set NAME=VALUE]  # prints the URL, serves
+                                                                                       # until Ctrl+C
 
     from pg_embedded import EmbeddedPostgres                  # scripts/ on sys.path
     with EmbeddedPostgres.start() as pg:
@@ -132,7 +133,7 @@ class EmbeddedPostgres:
         (root / "pw").unlink()
         ns = veth = None
         host, port = "127.0.0.1", 0
-        if netns and as_root and shutil.which("ip"):
+        if netns and as_root and shutil.which("ip") and shutil.which("setpriv"):
             try:
                 ns, veth, host = _make_netns()
                 port = 5432  # the namespace is ours: no other server listens in it
@@ -265,8 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=None, help="data folder (default: a new temporary folder, removed at exit)")
     ap.add_argument("--no-netns", action="store_true", help="listen on 127.0.0.1 even when a namespace is possible")
     ap.add_argument("--fsync", action="store_true", help="durable writes (default off: a throwaway server)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a server setting, e.g. --set shared_buffers=2GB (repeatable)")
     args = ap.parse_args(argv)
-    pg = EmbeddedPostgres.start(args.dir, netns=not args.no_netns, fsync=args.fsync)
+    settings = dict(item.split("=", 1) for item in args.set)
+    pg = EmbeddedPostgres.start(args.dir, netns=not args.no_netns, fsync=args.fsync, settings=settings)
     print(pg.url, flush=True)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:

@@ -1341,6 +1341,14 @@ class PostgresWriter:
         self._delta = _Delta()
         self._changed = False
         self._found: _Collection | None = None
+        self._locked = False
+
+    def _relock(self) -> None:
+        """After a commit: the writer lock again, and the collection as it is now, before writing more."""
+        if not self._locked:
+            self.store.lock_writer(self.conn, exclusive=True, wait=self.wait, on_wait=self.on_wait)
+            self._found = _collection_row(self.store, self.conn)
+            self._locked = True
 
     def __enter__(self) -> "PostgresWriter":
         store = self.store
@@ -1375,6 +1383,7 @@ class PostgresWriter:
                     _retokenize(store, conn)
                     self._changed = True
             self._found = found
+            self._locked = True
             self.conn = conn
         except psycopg.Error as e:
             conn.close()
@@ -1424,6 +1433,7 @@ class PostgresWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
+        self._relock()
         puts = [d for d in self._pending.values() if d is not None]
         deletes = [name for name, d in self._pending.items() if d is None]
         psycopg = _driver()
@@ -1441,10 +1451,11 @@ class PostgresWriter:
         if self.conn is None:
             raise StoreError("the writer is closed")
         store = self.store
+        psycopg = _driver()
+        self._relock()
+        self._flush()
         found = self._found
         assert found is not None
-        psycopg = _driver()
-        self._flush()
         try:
             if not self.sentence_vectors and found.sentence_vectors:
                 n = self.conn.execute(store.sql("WITH x AS (DELETE FROM {s}.sentences RETURNING 1) "
@@ -1464,13 +1475,12 @@ class PostgresWriter:
             raise StoreError(f"cannot write to {store.location}: {_first_line(e)}") from None
         self._delta = _Delta()
         self._changed = False
+        self._locked = False  # the lock went with the transaction; taken again before writing more
         self.conn.autocommit = True
         try:
             store.maintain(self.conn, wait=True)
         finally:
             self.conn.autocommit = False
-        self._found = _collection_row(store, self.conn)
-        store.lock_writer(self.conn, exclusive=True, wait=True, on_wait=None)
 
 
 # ----------------------------------------------------------------------------------------------------- shared ingest

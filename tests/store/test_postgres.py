@@ -381,6 +381,9 @@ def test_put_replaces_a_document_delete_drops_it_and_no_commit_writes_nothing(pg
     with store.writer(embedder=EMBEDDER, chunking=CHUNKING, sentence_vectors=True) as w:
         w.delete("b.txt")
         w.commit()
+        w.put(_document("c.txt", ENGLISH, 2, seed=5, language="en"))  # a writer goes on after a commit
+        w.delete("c.txt")
+        w.commit()
     back = store.reader()
     assert list(back.documents()) == [SEED] and len(back) == 4
     # the keyword statistics follow: they equal a count over what is left
