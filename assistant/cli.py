@@ -142,15 +142,14 @@ def ingest(
 def _start_workers(n: int, targets: list[str], asst: Any, embedder: Optional[str], threads: Optional[int]
                    ) -> list[subprocess.Popen]:
     """``n`` more ``assistant ingest`` processes over the same sources and store: they join this run."""
+    from .settings import child_environment
+
     cmd = [sys.executable, "-m", "assistant", "ingest", *targets, "--worker"]
     if embedder:
         cmd += ["--embedder", embedder]
-    env = dict(os.environ)
     # the location in the environment, not on the command line: it may hold a password
-    env["ASSISTANT_STORE"] = getattr(asst.store, "url", asst.location)
-    env.pop("ASSISTANT_INDEX_DIR", None)
-    if threads:
-        env["ASSISTANT_THREADS"] = str(threads)
+    env = child_environment(store=getattr(asst.store, "url", asst.location), index_dir=None,
+                            threads=threads or None)
     return [subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL) for _ in range(n)]
 
 

@@ -224,6 +224,18 @@ def env_name(key: str) -> str:
     return _ENV[key][3]
 
 
+def child_environment(**settings: Any) -> dict[str, str]:
+    """This process's environment for a process it starts, with ``settings`` (flat names, e.g. ``store=URL``) set
+    in their variables and ``None`` ones removed."""
+    env = dict(os.environ)
+    for key, value in settings.items():
+        if value is None:
+            env.pop(env_name(key), None)
+        else:
+            env[env_name(key)] = str(value)
+    return env
+
+
 def _build_index() -> tuple[dict[str, tuple[str, str, Any]], dict[str, tuple[str, str, Any, str]]]:
     flat: dict[str, tuple[str, str, Any]] = {}
     env: dict[str, tuple[str, str, Any, str]] = {}
