@@ -170,6 +170,42 @@ def test_a_reader_in_another_process_never_sees_a_half_written_document(pg_url, 
     assert pg_problems(PostgresStore(pg_url)) == []
 
 
+def test_a_rebuild_killed_before_it_commits_leaves_the_collection_as_it_was(pg_url, proc_env, pg_problems):
+    first = subprocess.run([sys.executable, "-c", WRITER, pg_url, "2"], capture_output=True, text=True, env=proc_env,
+                           timeout=300)
+    assert first.returncode == 0, first.stderr
+    store = PostgresStore(pg_url)
+    before = store.reader()
+    docs = {name: (rec.sha256, [c.text for c in before.document_chunks(name)]) for name, rec in
+            before.documents().items()}
+    generation = before.generation
+    before.close()
+    rebuild = WRITER.replace("for version in range(rounds):", "import time\nfor version in range(rounds):").replace(
+        "store.writer(", "store.writer(rebuild=True, ").replace("w.commit()", "w._flush(); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", rebuild, pg_url, "1"], env=proc_env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the rebuild has emptied and refilled the collection in its transaction
+        with store._connection() as conn:
+            waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'assistant' "
+                                   "AND state = 'idle in transaction'").fetchone()[0]
+        if waiting:
+            break
+        time.sleep(0.1)
+    after = store.reader()
+    assert after.generation == generation and sorted(after.documents()) == sorted(docs)
+    assert {name: (rec.sha256, [c.text for c in after.document_chunks(name)])
+            for name, rec in after.documents().items()} == docs
+    after.close()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert store.reader().generation == generation and pg_problems(store) == []
+    # the lock went with the process: the next writer goes ahead at once
+    again = subprocess.run([sys.executable, "-c", WRITER, pg_url, "1"], capture_output=True, text=True, env=proc_env,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert store.reader().generation != generation and pg_problems(store) == []
+
+
 # -- ingests in other processes ---------------------------------------------------------------------------------
 def test_two_ingests_at_once_lose_nothing_and_duplicate_nothing(tmp_path, pg_url, fast_env, pg_problems):
     proc_env = fast_env
