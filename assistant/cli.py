@@ -106,7 +106,7 @@ def ingest(
                                       settings.embedding.threads)
         with Progress(
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty(),
+            TimeElapsedColumn(), transient=True, disable=worker or not sys.stderr.isatty(),
         ) as bar:
             task = bar.add_task("embedding files", total=None)
 
