@@ -923,7 +923,7 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
             version = conn.execute("SHOW server_version").fetchone()[0]
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
-            conf = dict(conn.execute("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
+            conf = dict(conn.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
                                      "('shared_buffers', 'fsync', 'synchronous_commit', 'max_connections')"
                                      ).fetchall())
         where = ("started for this run by scripts/pg_embedded.py, " + (
@@ -934,7 +934,7 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
         qfile = work / "pg-questions.json"
         qfile.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
         t.add(section, "setup", f"PostgreSQL {version}, pgvector {ext}; {where}",
-              f"shared_buffers {conf.get('shared_buffers')} (8kB pages), fsync {conf.get('fsync')}, "
+              f"shared_buffers {conf.get('shared_buffers')}, fsync {conf.get('fsync')}, "
               f"synchronous_commit {conf.get('synchronous_commit')}; the same synthetic collections as section 3 "
               f"(real XQuAD chunks + shuffled paragraphs, ~{chunk_chars} chars/chunk, synthetic vectors); "
               f"{len(questions)} XQuAD questions, the first {min(answers, len(questions))} for answers, each in a "
