@@ -91,9 +91,10 @@ def _problems(store) -> list[str]:
                    "EXISTS (SELECT 1 FROM {s}.chunks c WHERE c.id = x.chunk_id))",
         "dl": "SELECT count(*) FROM {s}.postings p JOIN {s}.chunks c ON c.id = p.chunk_id WHERE p.dl <> c.n_tokens",
         "terms": "SELECT count(*) FROM {s}.chunks c LEFT JOIN (SELECT chunk_id, count(*) AS n FROM {s}.postings "
-                 "GROUP BY chunk_id) p ON p.chunk_id = c.id WHERE cardinality(c.terms) <> coalesce(p.n, 0) OR EXISTS "
-                 "(SELECT 1 FROM unnest(c.terms) t WHERE NOT EXISTS (SELECT 1 FROM {s}.postings q WHERE "
-                 "q.term_id = t AND q.chunk_id = c.id))",
+                 "GROUP BY chunk_id) p ON p.chunk_id = c.id WHERE cardinality(c.terms) <> coalesce(p.n, 0) OR "
+                 "cardinality(c.tfs) <> cardinality(c.terms) OR EXISTS (SELECT 1 FROM unnest(c.terms, c.tfs) "
+                 "AS u(t, f) WHERE NOT EXISTS (SELECT 1 FROM {s}.postings q WHERE q.term_id = u.t AND "
+                 "q.chunk_id = c.id AND q.tf = u.f))",
     }
     problems = []
     with store._connection() as conn:
