@@ -13,16 +13,18 @@ refused):
   tokenizer version, counts (documents, chunks, keyword tokens, sentence vectors) and ``generation``, bumped by
   every committed change;
 * ``documents`` (name, source, path, sha256, language, n_chunks, the original text, never modified) and ``chunks``
-  (document, exact character offsets into its text, language, keyword length); a chunk's text is
-  ``substr(text, start + 1, end - start)`` of its document (PostgreSQL counts characters as Python does);
+  (document, exact character offsets into its text, language, keyword length, its tokens and their frequencies); a
+  chunk's text is ``substr(text, start + 1, end - start)`` of its document (PostgreSQL counts characters as Python
+  does);
 * ``chunk_vectors`` (``vector(dim)``; an HNSW index with inner-product ops once the collection reaches
   ``pg_hnsw_min_vectors`` chunks, searched with ``hnsw_ef_search``; searched exactly below, as the folder store is
-  below its own threshold) and ``sentences`` (chunk, offsets in
-  the chunk's text, ``halfvec(dim)``: the spans and vectors ingest computes, stored as float16 like the folder
-  store's);
-* the keyword index, kept by the database: ``terms`` (token, document frequency), ``postings`` (token, chunk, term
-  frequency, chunk length) and the counts of ``collection``. BM25 is computed in SQL with the formula of
-  ``store.base`` over the tokens of ``normalize.tokenize``, so its scores equal bm25s' over the same chunks;
+  below its own threshold) and ``sentences`` (chunk, offsets in the chunk's text, ``halfvec(dim)``: the spans and
+  vectors ingest computes, stored as float16 like the folder store's);
+* the keyword index, kept by the database: ``terms`` (token, document frequency), ``postings`` (token, impact,
+  chunk, term frequency, chunk length; indexed by token and impact) and the counts of ``collection``. BM25 is
+  computed in SQL (``bm25_top``, ``bm25_score``) with the formula of ``store.base`` over the tokens of
+  ``normalize.tokenize``, so its scores equal bm25s' over the same chunks; the top n is found exactly without
+  reading whole posting lists (see ``BM25_FUNCTIONS``);
 * ``users`` (the web app's accounts), ``ingest_runs`` and ``ingest_jobs`` (shared ingest, below).
 
 Readers. ``reader()`` takes a pooled connection and opens a ``REPEATABLE READ READ ONLY`` transaction: the reader sees
