@@ -91,17 +91,18 @@ EXTRA = "pip install -e '.[postgres]'"
 # The keyword index. A posting (token, chunk) keeps the chunk's term frequency tf and length dl, and an "impact": its
 # BM25 term weight tf / (tf + k1 * (1 - b + b * dl / aref)) computed with a reference average length aref fixed when
 # the collection was made (half its chunk size in model tokens: about what chunks hold in keyword tokens). The
-# postings are indexed by (token, impact), and every chunk keeps its tokens and their tf, so:
+# postings are indexed by (token, impact), so a token's highest impact is one index lookup, and every chunk keeps its
+# tokens and their tf, so:
 #
 # * bm25_score(tokens, weights, ids): exact BM25 of given chunks, from the chunks' own arrays (w = query count x idf;
 #   the weight uses the true average length avgdl);
-# * bm25_top(tokens, weights, n): the exact n best, reading each token's postings from the highest impact down, a
-#   few at a time (a threshold algorithm). Once every chunk seen so far is scored exactly, a chunk not seen in any
-#   token's head scores at most the sum over tokens of w x (impact of the last posting read) x max(1, avgdl / aref)
-#   (0 for a token read to the end): a bound on the true weights, since with a larger reference length a weight
-#   cannot shrink by more than that factor. When the n-th best exact score is above that bound, nothing unseen can
-#   enter the top n; otherwise each token's head grows eightfold, down to whole lists. The result equals the plain
-#   sum over every posting (bm25s' scores), reading only the heads of the lists in the usual case.
+# * bm25_top(tokens, weights, dfs, n): the exact n best without summing every posting of the common tokens
+#   (MaxScore): a token adds at most w x (its highest impact) x max(1, avgdl / aref) to a chunk (with a larger
+#   reference length a weight cannot shrink by more than that factor). The tokens are read whole, shortest lists
+#   first, one more at a time; the chunks found are scored exactly, best partial sums first, until no other found
+#   chunk can reach the n-th best; when that score is above what the unread tokens can add together, no chunk
+#   outside can enter the top n (when many found chunks could still make it, the next token's list is read first,
+#   the cheaper way to narrow them down). The result equals the plain sum over every posting (bm25s' scores).
 BM25_FUNCTIONS = """
 CREATE FUNCTION {s}.bm25_score(q_ids int[], q_w float8[], ids bigint[], k1 float8, b float8, avgdl float8)
 RETURNS TABLE (chunk_id bigint, score float8) LANGUAGE sql STABLE AS $fn$
@@ -113,58 +114,82 @@ RETURNS TABLE (chunk_id bigint, score float8) LANGUAGE sql STABLE AS $fn$
     GROUP BY x.id
 $fn$;
 
-CREATE FUNCTION {s}.bm25_top(q_ids int[], q_w float8[], n int, k1 float8, b float8, avgdl float8, aref float8)
+CREATE FUNCTION {s}.bm25_top(q_ids int[], q_w float8[], q_df int[], n int, k1 float8, b float8, avgdl float8,
+                             aref float8)
 RETURNS TABLE (chunk_id bigint, score float8) LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     m int := coalesce(array_length(q_ids, 1), 0);
     g float8 := greatest(1.0, avgdl / aref) * (1 + 1e-6);
-    lim int := 64;
-    unseen float8;
+    o_ids int[];
+    o_w float8[];
+    o_ub float8[];
+    o_df int[];
+    k int := 1;
+    rest float8;
     c_ids bigint[];
     c_low float8[];
-    c_seen float8[];
-    r_ids bigint[];
     e_ids bigint[];
     e_s float8[];
+    theta float8;
+    pos int;
+    step int;
+    last int;
 BEGIN
     IF m = 0 OR n < 1 THEN
         RETURN;
     END IF;
+    -- the tokens, shortest posting lists first, with what each can add to a chunk at most: weight x the highest
+    -- impact of its postings
+    SELECT array_agg(u.id ORDER BY u.df, u.id), array_agg(u.w ORDER BY u.df, u.id),
+           array_agg(u.ub ORDER BY u.df, u.id), array_agg(u.df ORDER BY u.df, u.id)
+    INTO o_ids, o_w, o_ub, o_df
+    FROM (SELECT q.id, q.w, q.df,
+                 CASE WHEN x.impact IS NULL THEN 0.0 ELSE q.w * least(1.0, x.impact * g) END AS ub
+          FROM unnest(q_ids, q_w, q_df) AS q(id, w, df)
+          LEFT JOIN LATERAL (SELECT p.impact FROM {s}.postings p WHERE p.term_id = q.id
+                             ORDER BY p.impact DESC LIMIT 1) x ON true) u;
     LOOP
-        WITH h AS (
-            SELECT w.i, p.chunk_id AS cid, p.impact, p.tf, p.dl
-            FROM generate_subscripts(q_ids, 1) AS w(i)
-            CROSS JOIN LATERAL (
-                SELECT p.chunk_id, p.impact, p.tf, p.dl FROM {s}.postings p WHERE p.term_id = q_ids[w.i]
-                ORDER BY p.impact DESC, p.chunk_id DESC LIMIT lim) p),
-        t AS (
-            SELECT h.i, CASE WHEN count(*) < lim THEN 0.0 ELSE q_w[h.i] * least(1.0, min(h.impact) * g) END AS bound
-            FROM h GROUP BY h.i),
-        c AS (
-            SELECT h.cid, sum(q_w[h.i] * h.tf / (h.tf + k1 * (1 - b + b * h.dl / avgdl))) AS low,
-                   sum(t.bound) AS seen
-            FROM h JOIN t ON t.i = h.i GROUP BY h.cid)
-        SELECT (SELECT coalesce(sum(t.bound), 0) FROM t),
-               array_agg(c.cid ORDER BY c.low DESC, c.cid), array_agg(c.low ORDER BY c.low DESC, c.cid),
-               array_agg(c.seen ORDER BY c.low DESC, c.cid)
-        INTO unseen, c_ids, c_low, c_seen FROM c;
-        IF unseen = 0 THEN  -- every list read to the end: the sums are exact
+        -- tokens 1..k are read whole; together the others add at most "rest" to a chunk
+        rest := (SELECT coalesce(sum(x), 0) FROM unnest(o_ub[k + 1:m]) AS x);
+        SELECT array_agg(e.cid ORDER BY e.low DESC, e.cid), array_agg(e.low ORDER BY e.low DESC, e.cid)
+        INTO c_ids, c_low
+        FROM (SELECT p.chunk_id AS cid, sum(w.w * p.tf / (p.tf + k1 * (1 - b + b * p.dl / avgdl))) AS low
+              FROM unnest(o_ids[1:k], o_w[1:k]) AS w(id, w) JOIN {s}.postings p ON p.term_id = w.id
+              GROUP BY p.chunk_id) e;
+        IF k >= m THEN  -- every token read whole: the sums are the scores
             RETURN QUERY SELECT u.id, u.s FROM unnest(c_ids, c_low) AS u(id, s) ORDER BY u.s DESC, u.id LIMIT n;
             RETURN;
         END IF;
-        IF coalesce(array_length(c_ids, 1), 0) >= n THEN
-            -- the chunks that may still reach the n-th best partial sum, scored exactly
-            SELECT array_agg(u.id) INTO r_ids FROM unnest(c_ids, c_low, c_seen) AS u(id, low, seen)
-            WHERE u.low + unseen - u.seen >= c_low[n];
-            SELECT array_agg(e.chunk_id ORDER BY e.score DESC, e.chunk_id),
-                   array_agg(e.score ORDER BY e.score DESC, e.chunk_id)
-            INTO e_ids, e_s FROM {s}.bm25_score(q_ids, q_w, r_ids, k1, b, avgdl) e;
-            IF e_s[n] > unseen THEN
-                RETURN QUERY SELECT u.id, u.s FROM unnest(e_ids[1:n], e_s[1:n]) AS u(id, s);
+        IF coalesce(array_length(c_ids, 1), 0) >= n AND (SELECT count(*) FROM unnest(c_low) AS x
+                                                          WHERE x + rest >= c_low[n]) * 4 <= o_df[k + 1] THEN
+            -- (else reading the next token's list costs less than scoring the chunks that may still make it)
+            -- score exactly, best partial sums first, until no chunk left can reach the n-th best exact score
+            e_ids := '{}';
+            e_s := '{}';
+            theta := NULL;
+            pos := 1;
+            step := 64;
+            last := array_length(c_ids, 1);
+            WHILE pos <= last AND (theta IS NULL OR c_low[pos] + rest >= theta) LOOP
+                SELECT e_ids || coalesce(array_agg(x.id), '{}'), e_s || coalesce(array_agg(x.s), '{}')
+                INTO e_ids, e_s
+                FROM (SELECT c.id, sum(q_w[z.k] * c.tfs[z.p] / (c.tfs[z.p] + k1 * (1 - b + b * c.n_tokens / avgdl)))
+                             AS s
+                      FROM {s}.chunks c
+                      CROSS JOIN LATERAL (SELECT j.k, array_position(c.terms, q_ids[j.k]) AS p
+                                          FROM generate_subscripts(q_ids, 1) AS j(k)) z
+                      WHERE c.id = ANY(c_ids[pos:pos + step - 1]) AND z.p IS NOT NULL
+                      GROUP BY c.id) x;
+                theta := (SELECT x FROM unnest(e_s) AS x ORDER BY x DESC OFFSET n - 1 LIMIT 1);
+                pos := pos + step;
+                step := least(step * 2, 1024);
+            END LOOP;
+            IF theta > rest THEN  -- a chunk holding none of tokens 1..k cannot reach the top n either
+                RETURN QUERY SELECT u.id, u.s FROM unnest(e_ids, e_s) AS u(id, s) ORDER BY u.s DESC, u.id LIMIT n;
                 RETURN;
             END IF;
         END IF;
-        lim := lim * 8;
+        k := k + 1;
     END LOOP;
 END
 $fn$;
@@ -1060,10 +1085,11 @@ WITH q AS (
     FROM unnest(%(tokens)s::text[]) AS u(term) JOIN {s}.terms t ON t.term = u.term
     GROUP BY t.id, t.term, t.df),
 w AS (SELECT array_agg(id ORDER BY id) AS ids,
-             array_agg(qn * ln(1 + (%(N)s - df + 0.5) / (df + 0.5)) ORDER BY id) AS ws
+             array_agg(qn * ln(1 + (%(N)s - df + 0.5) / (df + 0.5)) ORDER BY id) AS ws,
+             array_agg(df ORDER BY id) AS dfs
       FROM q WHERE df > 0),
-top AS (SELECT b.chunk_id, b.score FROM w, {s}.bm25_top(w.ids, w.ws, %(n)s::int, %(k1)s::float8, %(b)s::float8,
-                                                        %(avgdl)s::float8, %(aref)s::float8) AS b
+top AS (SELECT b.chunk_id, b.score FROM w, {s}.bm25_top(w.ids, w.ws, w.dfs, %(n)s::int, %(k1)s::float8,
+                                                        %(b)s::float8, %(avgdl)s::float8, %(aref)s::float8) AS b
         WHERE w.ids IS NOT NULL),
 given AS (SELECT g.chunk_id, g.score FROM w, {s}.bm25_score(w.ids, w.ws, %(ids)s::bigint[], %(k1)s::float8,
                                                             %(b)s::float8, %(avgdl)s::float8) AS g
