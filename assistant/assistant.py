@@ -4,18 +4,23 @@ It wires the parts from ``Settings``; the CLI, the web app and the evaluation ar
 """
 from __future__ import annotations
 
+import re
 import threading
+import unicodedata
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .errors import AssistantError, StoreNotFoundError
+from .errors import AssistantError, LimitError, StoreNotFoundError
 from .settings import Settings
 from .store import Store, StoreReader, open_store
 from .types import Answer, IngestReport, ProgressFn, ScoredChunk, WarningFn
 
-__all__ = ["Assistant", "AssistantError", "answer", "check_question", "default_assistant"]
+__all__ = ["Assistant", "AssistantError", "answer", "check_k", "check_question", "default_assistant"]
 
-MAX_QUESTION_CHARS = 4000
+MAX_QUESTION_CHARS = 4000  # the default of the max_question_chars setting
+MAX_WORD_CHARS = 40  # a run of letters/digits longer than this is not a word a question can be about
+ANSWERER_CACHE_SIZE = 8  # answerers kept built, one per backend spec, least recently used dropped
 
 
 class Assistant:
@@ -57,7 +62,7 @@ class Assistant:
         self._checked_generation: str | None = None
         self._retriever = None
         self._reranker = reranker
-        self._answerers: dict[Any, Any] = {}
+        self._answerers: OrderedDict[Any, Any] = OrderedDict()
         self.warnings: list[str] = []
         self._apply_threads()
 
@@ -85,7 +90,8 @@ class Assistant:
 
                 e = self.settings.embedding
                 self._embedder = load_embedder(e.embedder, cache_dir=self.settings.store.cache_dir,
-                                               threads=e.threads, batch_size=e.embed_batch_size)
+                                               threads=e.threads, batch_size=e.embed_batch_size,
+                                               engine=e.embed_engine)
             return self._embedder
 
     def _apply_threads(self) -> None:
@@ -118,7 +124,8 @@ class Assistant:
 
     def answerer_for(self, backend: Any = None):
         """The answerer of ``backend``: a spec (``"openai:MODEL"``...; default: the ``backend`` setting), a
-        ``BackendSpec``, an ``Answerer``, or a LangChain chat model. Built once per spec."""
+        ``BackendSpec``, an ``Answerer``, or a LangChain chat model. Built once per spec (the last
+        ``ANSWERER_CACHE_SIZE`` specs used are kept)."""
         from . import answering
         from .answering.generative import GenerativeAnswerer
 
@@ -138,15 +145,20 @@ class Assistant:
         else:  # a LangChain chat model
             spec, key = None, id(backend)
         with self._lock:
-            if key not in self._answerers:
-                if spec is None:
-                    built = GenerativeAnswerer(backend, self.embedder, fallback=self.answerer, settings=self.settings)
-                else:
-                    fallback = None if spec.kind == "extractive" else self.answerer
-                    built = answering.build_answerer(spec, answering.BuildContext(self.embedder, self.settings,
-                                                                                  fallback))
-                self._answerers[key] = built
-            return self._answerers[key]
+            if key in self._answerers:
+                self._answerers.move_to_end(key)
+                return self._answerers[key]
+        fallback = None if spec is not None and spec.kind == "extractive" else self.answerer
+        if spec is None:
+            built = GenerativeAnswerer(backend, self.embedder, fallback=fallback, settings=self.settings)
+        else:
+            built = answering.build_answerer(spec, answering.BuildContext(self.embedder, self.settings, fallback))
+        with self._lock:
+            built = self._answerers.setdefault(key, built)
+            self._answerers.move_to_end(key)
+            while len(self._answerers) > ANSWERER_CACHE_SIZE:
+                self._answerers.popitem(last=False)
+            return built
 
     # -- the collection -------------------------------------------------------------------------------------------
     def reader(self) -> StoreReader:
@@ -197,9 +209,13 @@ class Assistant:
         return report
 
     # -- asking ---------------------------------------------------------------------------------------------------
+    def check_question(self, question: Any) -> str:
+        """The question as it will be answered (stripped), or ``AssistantError`` saying why it cannot be."""
+        return check_question(question, self.settings.limits.max_question_chars)
+
     def retrieve(self, question: str, k: int | None = None) -> list[ScoredChunk]:
-        question = check_question(question)
-        k = k or self.settings.retrieval.k
+        question = self.check_question(question)
+        k = check_k(k) or self.settings.retrieval.k
         reader = self.reader()
         hits = self.retriever.retrieve(reader, question, max(k, self.reranker.depth))
         return self.reranker.rerank(question, hits, k)
@@ -215,7 +231,8 @@ class Assistant:
         questions prepended in extractive mode).
         """
         result: Answer | None = None
-        for item in self._answer(check_question(question), k, self.answerer_for(backend), history, streaming=False):
+        question, k = self.check_question(question), check_k(k)
+        for item in self._answer(question, k, self.answerer_for(backend), history, streaming=False):
             result = item  # type: ignore[assignment]
         assert isinstance(result, Answer)
         return result
@@ -224,7 +241,7 @@ class Assistant:
                history: Sequence[Any] | None = None) -> Iterator["str | Answer"]:
         """Like ``answer``, as it is produced: text pieces (a generative model's tokens; the extractive answer in
         one piece), then the final ``Answer``, whose text is the verified one."""
-        question = check_question(question)
+        question, k = self.check_question(question), check_k(k)
         answerer = self.answerer_for(backend)  # a bad backend is an error now, not when iteration starts
         return self._answer(question, k, answerer, history, streaming=True)
 
@@ -239,11 +256,11 @@ class Assistant:
         from .normalize import detect_language, tokenize
         from .retrieval import idf_table
 
-        question = check_question(question)
+        question = self.check_question(question)
         answerer = answerer if answerer is not None else self.answerer
         reader = self.reader()
         language = detect_language(question)
-        k = k or self.settings.retrieval.k
+        k = check_k(k) or self.settings.retrieval.k
         turns = history_pairs(history)
         query = retrieval_query(question, [q for q, _ in turns])
         if turns:
@@ -286,7 +303,31 @@ class Assistant:
         else:
             yield answerer.answer(question, passages, context)
 
+    def warm_up(self) -> float:
+        """Load everything a question needs (the collection, the embedding model, the answerer and its reader) and
+        answer one question end to end, so that the first real question is as fast as the later ones; seconds.
+        A collection that does not exist yet is left for later (the models are loaded all the same)."""
+        import time
+
+        started = time.perf_counter()
+        self.embedder.embed_passages(["warm-up"])
+        self.answerer  # noqa: B018  (the reader model is loaded with it)
+        try:
+            self.answer("What is this about?")
+        except AssistantError:
+            pass  # no collection yet: documents can be added later
+        return time.perf_counter() - started
+
     # -- information ----------------------------------------------------------------------------------------------
+    def take_notices(self) -> list[str]:
+        """What the store repaired since the last call (one line each), e.g. a damaged pointer to the live version."""
+        notices = getattr(self.store, "notices", None)
+        if not notices:
+            return []
+        out = list(notices)
+        notices.clear()
+        return out
+
     def status(self) -> dict:
         """What the collection holds: its location, embedder, chunking, counts and documents (read as it is: nothing
         is built, and the embedder is not checked)."""
@@ -320,16 +361,50 @@ class Assistant:
         return as_langchain_retriever(self, k or self.settings.retrieval.k)
 
 
-def check_question(question: Any) -> str:
-    """The question, stripped; ``AssistantError`` when it is not text, empty or too long."""
+# what does not count when looking for a question's words: controls, format characters (zero-width, bidi
+# controls), private use, unassigned code points, symbols (emoji, modifiers) and marks on their own
+_NOT_CONTENT = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "So", "Sk", "Me"})
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _has_words(text: str) -> bool:
+    """Whether ``text`` holds a word: a run of 1 to ``MAX_WORD_CHARS`` letters or digits."""
+    kept = "".join(" " if unicodedata.category(ch) in _NOT_CONTENT else ch for ch in text)
+    return any(len(m.group()) <= MAX_WORD_CHARS for m in _WORD.finditer(kept))
+
+
+def check_question(question: Any, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """The question, stripped; ``AssistantError`` when it is not text, empty, too long or has no words (only
+    emoji, controls, zero-width characters, or one endless run of letters)."""
     if not isinstance(question, str):
         raise AssistantError("the question must be text")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AssistantError("the question is not valid text (it holds a lone surrogate code point)") from None
     q = question.strip()
     if not q:
         raise AssistantError("the question is empty")
-    if len(q) > MAX_QUESTION_CHARS:
-        raise AssistantError(f"the question is too long (over {MAX_QUESTION_CHARS} characters)")
+    if len(q) > max_chars:
+        raise LimitError(f"the question is too long (over {max_chars} characters)")
+    if not _has_words(q):
+        raise AssistantError("the question has no words to look for (emoji, symbols, control characters and runs of "
+                             f"over {MAX_WORD_CHARS} letters do not count)")
     return q
+
+
+def check_k(k: Any) -> int | None:
+    """``k`` (passages per question) checked: None or 0 for the default, else a whole number from 1 to 1000."""
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int):
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)
+        else:
+            raise AssistantError("k (passages per question) must be a whole number")
+    if k < 0 or k > 1000:
+        raise AssistantError("k (passages per question) must be from 1 to 1000")
+    return k
 
 
 _default: Assistant | None = None

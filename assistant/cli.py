@@ -1,11 +1,11 @@
-"""Command line: ``assistant ingest | ask | status | serve | eval`` (also ``python -m assistant``).
+"""Command line: ``assistant ingest | ask | status | serve | users | eval`` (also ``python -m assistant``).
 
 Every command goes through the ``Assistant``. User mistakes (any ``AssistantError``) end with a one-line message on
-stderr and a non-zero exit status, never a traceback.
+stderr and a non-zero exit status, never a traceback. Text that comes from documents, file names, the store or a
+model passes through ``terminal.terminal_text`` before it is printed.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -18,6 +18,7 @@ import typer
 
 from .errors import AssistantError
 from .settings import Settings
+from .terminal import terminal_json, terminal_text
 
 app = typer.Typer(
     add_completion=False,
@@ -38,8 +39,18 @@ ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for embedding and
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {terminal_text(message)}", err=True)
     raise typer.Exit(code)
+
+
+def _notices(asst: Any) -> None:
+    """What the store repaired while the command ran, on stderr."""
+    for line in asst.take_notices() if asst is not None else ():
+        typer.echo(f"note: {terminal_text(line)}", err=True)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {terminal_text(message)}", err=True)
 
 
 def _settings(index: Optional[Path], embedder: Optional[str], threads: Optional[int], *,
@@ -72,6 +83,8 @@ def ingest(
     index: Optional[Path] = IndexOpt,
     store: Optional[str] = StoreOpt,
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-embed everything from scratch."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once when another process is writing to the "
+                                 "index, instead of waiting for it."),
     embedder: Optional[str] = EmbedderOpt,
     threads: Optional[int] = ThreadsOpt,
     workers: int = typer.Option(
@@ -89,6 +102,7 @@ def ingest(
     if workers > 1 and not settings.embedding.threads:
         settings = settings.with_overrides(threads=max(1, (os.cpu_count() or 1) // workers))  # they share the cores
     children: list[subprocess.Popen] = []
+    asst = None
     try:
         asst = _assistant(settings, default_sources=True)
         if workers > 1 and not shares_ingest(asst.store):
@@ -113,12 +127,10 @@ def ingest(
             def progress(stage: str, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=max(total, 1))
 
-            report = asst.ingest(
-                targets, rebuild=rebuild, progress=progress,
-                on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
-            )
+            report = asst.ingest(targets, rebuild=rebuild, progress=progress, wait=not no_wait, on_warning=_warn)
     except AssistantError as e:
         _stop_workers(children)
+        _notices(asst)
         _fail(str(e))
         return
     except BaseException:
@@ -128,10 +140,11 @@ def ingest(
         if code:
             typer.echo(f"warning: worker {n} of {workers} exited with status {code}; the others did its files",
                        err=True)
+    _notices(asst)
     if worker:
         return
     typer.echo(
-        f"indexed into {asst.location}: {report.added} added, {report.changed} changed, "
+        f"indexed into {terminal_text(asst.location)}: {report.added} added, {report.changed} changed, "
         f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} chunks and "
         f"{report.sentences_embedded} sentences embedded, {report.chunks} chunks in the index"
     )
@@ -197,6 +210,7 @@ def ask(
     settings = _settings(index, embedder, threads, store=store, backend=backend, base_url=base_url)
     default_index = index is None and store is None
     streamed = ""
+    asst = None
     try:
         asst = _assistant(settings, default_sources=default_index)
         if as_json or no_stream:
@@ -206,7 +220,7 @@ def ask(
             for item in asst.stream(question, k=k):
                 if isinstance(item, str):
                     streamed += item
-                    typer.echo(item, nl=False)
+                    typer.echo(terminal_text(item, lines=True), nl=False)
                     sys.stdout.flush()
                 else:
                     a = item
@@ -214,10 +228,12 @@ def ask(
     except AssistantError as e:
         if streamed:
             typer.echo("")
+        _notices(asst)
         _fail(str(e))
         return
+    _notices(asst)
     if as_json:
-        typer.echo(json.dumps(a.to_dict(), ensure_ascii=False, indent=2))
+        typer.echo(terminal_json(a.to_dict(), indent=2))
         return
     ar = a.language == "ar"
     if streamed:
@@ -231,29 +247,29 @@ def ask(
                 head = "Extractive answer:" if fallback else "Verified answer:"
             typer.echo("")
             typer.echo(head)
-            typer.echo(a.text)
+            typer.echo(terminal_text(a.text, lines=True))
     else:
-        typer.echo(a.text)
+        typer.echo(terminal_text(a.text, lines=True))
     if a.notice:
-        typer.echo(f"note: {a.notice}", err=True)
+        typer.echo(f"note: {terminal_text(a.notice)}", err=True)
     if a.citations:
         typer.echo("")
         typer.echo("المصادر:" if ar else "Sources:")
         for c in a.citations:
-            snippet = " ".join(c.text.split())
+            snippet = " ".join(terminal_text(c.text).split())
             if len(snippet) > 240:
                 snippet = snippet[:237] + "..."
-            typer.echo(f"[{c.n}] {c.doc} (chars {c.start}-{c.end}, score {c.score:.3f})")
+            typer.echo(f"[{c.n}] {terminal_text(c.doc)} (chars {c.start}-{c.end}, score {c.score:.3f})")
             typer.echo(f"    {snippet}")
     if a.dropped_citations:
         typer.echo("")
         typer.echo("حُذف (لم تدعمه المقاطع):" if ar else "Dropped (not supported by the passages):")
         for d in a.dropped_citations:
-            claim = " ".join(str(d.get("claim", "")).split())
+            claim = " ".join(terminal_text(d.get("claim", "")).split())
             if len(claim) > 160:
                 claim = claim[:157] + "..."
-            where = f" -> {d['doc']}" if d.get("doc") else ""
-            typer.echo(f"{d.get('marker') or '(no marker)'}{where}: {d.get('reason')}")
+            where = f" -> {terminal_text(d['doc'])}" if d.get("doc") else ""
+            typer.echo(terminal_text(f"{d.get('marker') or '(no marker)'}{where}: {d.get('reason')}"))
             typer.echo(f"    {claim}")
 
 
@@ -262,13 +278,17 @@ def status(index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt,
            embedder: Optional[str] = EmbedderOpt) -> None:
     """Show what the index holds."""
     settings = _settings(index, embedder, None, store=store)
+    asst = None
     try:
-        st = _assistant(settings, default_sources=False).status()
+        asst = _assistant(settings, default_sources=False)
+        st = asst.status()
     except AssistantError as e:
+        _notices(asst)
         _fail(str(e))
         return
-    typer.echo(f"index:     {st['store']}")
-    typer.echo(f"embedder:  {st['embedder']['name']} (dim {st['embedder']['dim']})")
+    _notices(asst)
+    typer.echo(f"index:     {terminal_text(st['store'])}")
+    typer.echo(f"embedder:  {terminal_text(st['embedder']['name'])} (dim {terminal_text(st['embedder']['dim'])})")
     typer.echo(f"documents: {st['documents']}")
     typer.echo(f"chunks:    {st['chunks']}")
     if st["sentence_vectors"] is not None:
@@ -276,7 +296,7 @@ def status(index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt,
     else:
         typer.echo("sentences: no vectors stored (answers embed sentences when asked; `assistant ingest` adds them)")
     for f in st["files"]:
-        typer.echo(f"  {f['doc']}  [{f['language']}]  {f['n_chunks']} chunks")
+        typer.echo(f"  {terminal_text(f['doc'])}  [{terminal_text(f['language'])}]  {f['n_chunks']} chunks")
 
 
 @app.command()
@@ -291,28 +311,137 @@ def backends() -> None:
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only). Any "
+                             "other address needs users (`assistant users add`) or --no-auth."),
     port: int = typer.Option(7860, "--port", min=1, max=65535, help="Port to listen on."),
     index: Optional[Path] = IndexOpt,
     store: Optional[str] = StoreOpt,
     uploads: Optional[Path] = typer.Option(
         None, "--uploads", help="Folder for documents uploaded in the page (default: uploads/ beside the index)."
     ),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Serve on an address other than this machine's without "
+                                 "sign-in when the collection has no users: anyone who can reach it may upload, "
+                                 "delete and ask."),
     embedder: Optional[str] = EmbedderOpt,
     threads: Optional[int] = ThreadsOpt,
 ) -> None:
-    """Start the web chat (streamed cited answers, sources, document upload) over the same index."""
+    """Start the web chat (streamed cited answers, sources, document upload) over the same index. Signing in is
+    required whenever the collection has users."""
+    settings = _settings(index, embedder, threads, store=store, uploads_dir=uploads)
+    try:
+        from .store import open_store
+        from .web.auth import sign_in_policy
+
+        users = open_store(settings.location, settings.store).users().list()
+        sign_in, warning = sign_in_policy(host, len(users), no_auth)
+    except ImportError as e:
+        _fail(f"the web app needs gradio ({e}); install it with `pip install gradio`")
+        return
+    except AssistantError as e:
+        _fail(str(e))
+        return
     try:
         from .web import serve as serve_web
     except ImportError as e:
         _fail(f"the web app needs gradio ({e}); install it with `pip install gradio`")
         return
-    settings = _settings(index, embedder, threads, store=store, uploads_dir=uploads)
-    typer.echo(f"serving on http://{host}:{port} (Ctrl+C to stop)", err=True)
+    if warning:
+        _warn(warning)
+    who = f"sign-in required, {len(users)} user{'s' if len(users) != 1 else ''}" if sign_in else "no sign-in"
+    typer.echo(f"serving on http://{host}:{port} ({who}; Ctrl+C to stop)", err=True)
     try:
-        serve_web(settings, host=host, port=port, default_sources=index is None and store is None)
+        serve_web(settings, host=host, port=port, default_sources=index is None and store is None,
+                  sign_in=sign_in)
     except AssistantError as e:
         _fail(str(e))
+
+
+users_app = typer.Typer(
+    no_args_is_help=True, help="The people who may sign in to the web app (kept with the collection: users.json "
+    "beside a folder index, a table in a database).")
+app.add_typer(users_app, name="users")
+
+
+def _users(index: Optional[Path], store: Optional[str]):
+    from .store import open_store
+
+    settings = _settings(index, None, None, store=store)
+    try:
+        return settings, open_store(settings.location, settings.store).users()
+    except AssistantError as e:
+        _fail(str(e))
+        raise  # unreachable
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="The name to sign in with."),
+    admin: bool = typer.Option(False, "--admin", help="May upload, re-index and delete documents and choose the "
+                               "answer backend (readers only ask)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from the first line of "
+                                        "stdin instead of asking twice without echo."),
+    index: Optional[Path] = IndexOpt,
+    store: Optional[str] = StoreOpt,
+) -> None:
+    """Add a user (or give an existing one a new password and role)."""
+    import time
+
+    from .store import UserRecord
+    from .web.auth import Passwords, check_password, check_user_name
+
+    settings, users = _users(index, store)
+    try:
+        check_user_name(name)
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        check_password(password, settings.auth)
+        existing = users.get(name)
+        record = UserRecord(name, Passwords(settings.auth).hash(password), admin,
+                            existing.created if existing else time.time())
+        users.put(record)
+    except AssistantError as e:
+        _fail(str(e))
+        return
+    except (typer.Abort, EOFError):
+        _fail("no password given")
+        return
+    role = "admin" if admin else "reader"
+    typer.echo(f"{'updated' if existing else 'added'} {role} {name}")
+
+
+@users_app.command("list")
+def users_list(index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt) -> None:
+    """List the users and their roles."""
+    import time
+
+    _settings_, users = _users(index, store)
+    try:
+        records = users.list()
+    except AssistantError as e:
+        _fail(str(e))
+        return
+    if not records:
+        typer.echo("no users: the web app runs without sign-in on this machine only (see `assistant users add`)")
+    for u in records:
+        created = time.strftime("%Y-%m-%d", time.localtime(u.created)) if u.created else "-"
+        typer.echo(f"{terminal_text(u.name):<24} {'admin' if u.admin else 'reader':<7} added {created}")
+
+
+@users_app.command("remove")
+def users_remove(name: str = typer.Argument(..., help="The user to remove."),
+                 index: Optional[Path] = IndexOpt, store: Optional[str] = StoreOpt) -> None:
+    """Remove a user (their open sessions in the web app stop working at their next request)."""
+    _settings_, users = _users(index, store)
+    try:
+        found = users.remove(name)
+    except AssistantError as e:
+        _fail(str(e))
+        return
+    if not found:
+        _fail(f"no user named {name!r}")
+    typer.echo(f"removed {terminal_text(name)}")
 
 
 @app.command("eval")
@@ -332,6 +461,8 @@ def eval_(
     pairs: Optional[str] = typer.Option(None, "--pairs", help="Question-document language pairs to run, e.g. "
                                         "ar-ar,en-en,en-ar,ar-en (default: all)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="A fixed, seeded sample of N questions per pair."),
+    split: Optional[str] = typer.Option(None, "--split", help="With --dataset: only the articles of this half of "
+                                        "the recorded split (eval/xquad_split.json: train, test)."),
     backend: Optional[str] = BackendOpt,
     base_url: Optional[str] = BaseUrlOpt,
     embedder: Optional[str] = EmbedderOpt,
@@ -343,6 +474,7 @@ def eval_(
     from rich.table import Table
 
     from .evaluation import default_out_dir, metric_rows, run_evaluation, write_outputs
+    from .evaluation.report import fmt
 
     try:
         with Progress(
@@ -363,11 +495,12 @@ def eval_(
                              if backend is not None or base_url is not None else None)
             run = run_evaluation(
                 questions, dataset=dataset, index=store if store is not None else index, k=k, pairs=pairs,
-                limit=limit, threads=threads, embedder=embedder, progress=progress, settings=eval_settings,
+                limit=limit, split=split, threads=threads, embedder=embedder, progress=progress,
+                settings=eval_settings,
                 command=cli_command(questions, dataset=dataset, index=index, store=store, out=out, k=k, pairs=pairs,
-                                    limit=limit, backend=backend, **{"base-url": base_url}, embedder=embedder,
-                                    threads=threads),
-                on_warning=lambda m: typer.echo(f"warning: {m}", err=True),
+                                    limit=limit, split=split, backend=backend, **{"base-url": base_url},
+                                    embedder=embedder, threads=threads),
+                on_warning=_warn,
             )
         target = out if out is not None else default_out_dir(run.report["meta"]["name"])
         write_outputs(run, target)
@@ -387,6 +520,10 @@ def eval_(
         table.add_row(m, *vals)
     console = Console(highlight=False)
     console.print(table)
+    paths = run.report.get("by_path") or {}
+    if len(paths) > 1 or any(p not in ("extractive", "refusal") for p in paths):
+        console.print("answered by path: " + ", ".join(
+            f"{name} {g['n']} (accuracy {fmt(g['answer_accuracy'])})" for name, g in paths.items()))
     console.print(f"{meta['failures']} failed question(s) listed in {target / 'failures.jsonl'} and report.md")
     console.print(f"report: {target / 'report.json'}, {target / 'report.md'}, {target / 'pairs.png'}")
 

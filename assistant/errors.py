@@ -8,11 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AccessError",
     "AssistantError",
     "BackendError",
     "EmbedderError",
     "EvalError",
     "FileSkipped",
+    "LimitError",
     "LoadError",
     "SettingsError",
     "StoreBusyError",
@@ -74,3 +76,11 @@ class EvalError(AssistantError):
 
 class UploadError(AssistantError):
     """An uploaded file that cannot be accepted."""
+
+
+class LimitError(AssistantError):
+    """A limit set by the operator was reached (a size, a count, a rate); the message names it."""
+
+
+class AccessError(AssistantError):
+    """Signing in failed, or the signed-in user may not do what was asked."""

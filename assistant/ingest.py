@@ -167,7 +167,7 @@ class _Run:
 
     def add_file(self, f: SourceFile, *, changed: bool) -> None:
         try:
-            document = load_file(Path(f.path), f.doc, on_warning=self.warn)
+            document = load_file(Path(f.path), f.doc, on_warning=self.warn, limits=self.settings.limits)
         except LoadError as e:
             self.warn(str(e))
             # unreadable now: counted as removed from the collection

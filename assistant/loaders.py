@@ -13,25 +13,33 @@ Ways in:
   when needed (``iter_source_files`` and ``file_sha256`` are the two halves of the scan).
 
 A path that does not exist is a user mistake and raises ``LoadError`` before anything is loaded. A file
-that cannot be used (empty, binary, corrupt, not UTF-8, unsupported type) is skipped: ``load_file``
+that cannot be used (empty, binary, corrupt, not UTF-8, unsupported type, over a limit) is skipped: ``load_file``
 raises ``FileSkipped`` (a ``LoadError``) and the other functions report it as a one-line warning
 ``"<path>: skipped, <reason>"`` and go on with the other files. Warnings go to ``on_warning`` when
 given, else to the ``assistant.loaders`` logger.
+
+Extraction is bounded by the ``limits`` settings (``LimitSettings``): the text of one file
+(``max_text_chars``), the pages of a PDF (``max_pdf_pages``), and a DOCX's unpacked size and compression ratio
+(``max_docx_unpacked_mb``, ``max_zip_ratio``), checked from the zip's directory before anything is unpacked.
+A file over a limit is skipped with a warning naming the limit.
 """
 from __future__ import annotations
 
 import codecs
+import contextvars
 import hashlib
 import io
 import logging
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import FileSkipped, LoadError
 from .normalize import detect_language, is_arabic_letter
+from .settings import LimitSettings
 from .types import Document, WarningFn
 
 __all__ = [
@@ -39,6 +47,7 @@ __all__ = [
     "FileSkipped",
     "SourceFile",
     "extract_text",
+    "extraction_limits",
     "file_sha256",
     "iter_source_files",
     "load_documents",
@@ -205,12 +214,13 @@ def scan_sources(paths: Iterable[str | Path], *, on_warning: WarningFn | None = 
 # reading one file
 
 
-def load_file(path: str | Path, doc_name: str | None = None, *, on_warning: WarningFn | None = None) -> Document:
+def load_file(path: str | Path, doc_name: str | None = None, *, on_warning: WarningFn | None = None,
+              limits: LimitSettings | None = None) -> Document:
     """Read and extract one file; ``doc_name`` defaults to the file name.
 
     Raises ``FileSkipped`` (a ``LoadError``) with the reason when the file cannot be used, and
     ``LoadError`` if it does not exist. ``on_warning`` receives non-fatal problems (e.g. a PDF page
-    whose text could not be extracted).
+    whose text could not be extracted). ``limits``: the extraction limits (default: ``LimitSettings()``).
     """
     path = Path(path)
     if not path.exists():
@@ -221,7 +231,7 @@ def load_file(path: str | Path, doc_name: str | None = None, *, on_warning: Warn
         data = path.read_bytes()
     except OSError as e:
         raise FileSkipped(path, f"cannot read it ({e.strerror or e})") from None
-    text = extract_text(path, data, on_warning=on_warning)
+    text = extract_text(path, data, on_warning=on_warning, limits=limits)
     return Document(
         doc=doc_name or path.name,
         path=str(path.resolve()),
@@ -231,7 +241,8 @@ def load_file(path: str | Path, doc_name: str | None = None, *, on_warning: Warn
     )
 
 
-def load_documents(paths: Iterable[str | Path], *, on_warning: WarningFn | None = None) -> Iterator[Document]:
+def load_documents(paths: Iterable[str | Path], *, on_warning: WarningFn | None = None,
+                   limits: LimitSettings | None = None) -> Iterator[Document]:
     """Yield a ``Document`` for every usable file under ``paths`` (see ``iter_source_files``).
 
     Raises ``LoadError`` at once if a path does not exist. Every skipped file produces one warning
@@ -239,13 +250,14 @@ def load_documents(paths: Iterable[str | Path], *, on_warning: WarningFn | None 
     """
     warn = on_warning or _default_warning
     files = iter_source_files(paths, on_warning=warn)
-    return _load_all(files, warn)
+    return _load_all(files, warn, limits)
 
 
-def _load_all(files: Iterator[tuple[Path, str]], warn: WarningFn) -> Iterator[Document]:
+def _load_all(files: Iterator[tuple[Path, str]], warn: WarningFn, limits: LimitSettings | None
+              ) -> Iterator[Document]:
     for path, doc in files:
         try:
-            yield load_file(path, doc, on_warning=warn)
+            yield load_file(path, doc, on_warning=warn, limits=limits)
         except LoadError as e:  # FileSkipped, or a file removed while we were scanning
             warn(str(e))
 
@@ -254,20 +266,44 @@ def _load_all(files: Iterator[tuple[Path, str]], warn: WarningFn) -> Iterator[Do
 # text extraction
 
 
-def extract_text(path: Path, data: bytes, *, on_warning: WarningFn | None = None) -> str:
+_LIMITS: contextvars.ContextVar[LimitSettings] = contextvars.ContextVar("assistant_extract_limits")
+
+
+def extraction_limits() -> LimitSettings:
+    """The limits of the extraction running now (what an extractor checks while it works)."""
+    return _LIMITS.get(None) or LimitSettings()
+
+
+def _too_much_text(n: int, limits: LimitSettings) -> str:
+    return (f"over {limits.max_text_chars:,} characters of text ({'at least ' if n < 0 else ''}"
+            f"{abs(n):,}; the limit is ASSISTANT_MAX_TEXT_CHARS)")
+
+
+def extract_text(path: Path, data: bytes, *, on_warning: WarningFn | None = None,
+                 limits: LimitSettings | None = None) -> str:
     """The text of a file, given its bytes; the extractor is chosen by the file's extension.
 
-    Raises ``FileSkipped`` for an unsupported extension, unusable content or a file without text.
+    Raises ``FileSkipped`` for an unsupported extension, unusable content, a file without text, or a file over
+    one of ``limits`` (default: ``LimitSettings()``).
     """
+    limits = limits or LimitSettings()
     suffix = path.suffix.lower()
     extractor = _EXTRACTORS.get(suffix)
     if extractor is None:
         raise FileSkipped(path, _unsupported_reason(path))
     if not data.strip():
         raise FileSkipped(path, "empty file")
-    text = extractor(path, data, on_warning or _default_warning)
+    if extractor is _plain_text and len(data) > 4 * limits.max_text_chars:  # UTF-8: at most 4 bytes a character
+        raise FileSkipped(path, _too_much_text(-(len(data) // 4), limits))
+    token = _LIMITS.set(limits)
+    try:
+        text = extractor(path, data, on_warning or _default_warning)
+    finally:
+        _LIMITS.reset(token)
     if not text.strip():
         raise FileSkipped(path, "no text in it" + (" (a scanned PDF?)" if suffix == ".pdf" else ""))
+    if len(text) > limits.max_text_chars:
+        raise FileSkipped(path, _too_much_text(len(text), limits))
     return text
 
 
@@ -387,16 +423,22 @@ def _pdf_text(path: Path, data: bytes, warn: WarningFn) -> str:
     level = pypdf_log.level
     pypdf_log.setLevel(logging.ERROR)  # pypdf logs every recoverable oddity of a file as a warning
     try:
+        limits = extraction_limits()
         try:
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not reader.decrypt(""):
                 raise FileSkipped(path, "the PDF is password-protected")
+            n_pages = len(reader.pages)
+            if n_pages > limits.max_pdf_pages:
+                raise FileSkipped(path, f"{n_pages:,} pages, over the limit of {limits.max_pdf_pages:,} "
+                                        "(ASSISTANT_MAX_PDF_PAGES)")
             pages = list(reader.pages)
         except FileSkipped:
             raise
         except Exception as e:  # PdfReadError, but damaged files also raise ValueError, KeyError …
             raise FileSkipped(path, f"corrupt or unreadable PDF ({_short(e)})") from None
         texts: list[str] = []
+        total = 0
         for number, page in enumerate(pages, 1):
             try:
                 page_text = page.extract_text() or ""
@@ -406,15 +448,42 @@ def _pdf_text(path: Path, data: bytes, warn: WarningFn) -> str:
             page_text = page_text.strip()
             if page_text:
                 texts.append(page_text)
+                total += len(page_text) + 2
+                if total > limits.max_text_chars:  # stop reading pages: the file is skipped anyway
+                    raise FileSkipped(path, _too_much_text(-total, limits))
         return "\n\n".join(texts)
     finally:
         pypdf_log.setLevel(level)
+
+
+_MIB = 1024 * 1024
+
+
+def _check_zip(path: Path, data: bytes, limits: LimitSettings) -> None:
+    """``FileSkipped`` when a zip (a DOCX) would unpack to more than the limits allow, read from its directory
+    before anything is unpacked (zipfile never unpacks a part beyond the size its directory declares)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            parts = z.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise FileSkipped(path, f"corrupt or unreadable DOCX ({_short(e)})") from None
+    if len(parts) > 10_000:
+        raise FileSkipped(path, f"{len(parts):,} parts in the DOCX, over the limit of 10,000")
+    total = sum(p.file_size for p in parts)
+    if total > limits.max_docx_unpacked_mb * _MIB:
+        raise FileSkipped(path, f"unpacks to {total / _MIB:,.0f} MB, over the limit of {limits.max_docx_unpacked_mb} "
+                                "MB (ASSISTANT_MAX_DOCX_UNPACKED_MB)")
+    for p in parts:
+        if p.file_size > _MIB and p.file_size > limits.max_zip_ratio * max(p.compress_size, 1):
+            raise FileSkipped(path, f"a part unpacks to {p.file_size / max(p.compress_size, 1):,.0f} times its packed "
+                                    f"size, over the limit of {limits.max_zip_ratio} (ASSISTANT_MAX_ZIP_RATIO)")
 
 
 def _docx_text(path: Path, data: bytes, warn: WarningFn) -> str:
     import docx
     from docx.table import Table
 
+    _check_zip(path, data, extraction_limits())
     try:
         document = docx.Document(io.BytesIO(data))
         lines: list[str] = []

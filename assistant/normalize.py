@@ -27,6 +27,7 @@ __all__ = [
     "tokenize",
     "is_arabic_letter",
     "strip_arabic_prefix",
+    "light_stem",
     "ARABIC_STOPWORDS",
     "ENGLISH_STOPWORDS",
     "STOPWORDS",
@@ -206,6 +207,30 @@ def strip_arabic_prefix(token: str) -> str:
     for prefix in _ARABIC_PREFIXES:
         if token.startswith(prefix) and len(token) - len(prefix) >= _MIN_STEM:
             return token[len(prefix):]
+    return token
+
+
+_ARABIC_SUFFIXES = ("هما", "كما", "تها", "تهم", "ات", "ون", "ين", "ان", "هم", "هن", "كم", "كن", "نا", "ها", "يه",
+                    "ه", "ي", "ت", "ا")
+_ENGLISH_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def light_stem(token: str) -> str:
+    """A lightly stemmed matching key for a ``tokenize`` token: Arabic pronoun and plural suffixes (هاجمها، هاجمت →
+    هاجم; محاولات، محاوله → محاول) and a leading و, English -ing/-ed/-s, keeping at least three letters. For
+    comparing a question's key words with evidence, not for the keyword index."""
+    if not token or token[0].isdigit():
+        return token
+    if is_arabic_letter(token[0]):
+        if token.startswith("و") and len(token) >= 5:
+            token = token[1:]
+        for suffix in _ARABIC_SUFFIXES:
+            if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+                return token[: -len(suffix)]
+        return token
+    for suffix in _ENGLISH_SUFFIXES:
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+            return token[: -len(suffix)]
     return token
 
 

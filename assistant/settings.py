@@ -1,10 +1,12 @@
 """Every setting in one object: defaults in code, overridden by environment variables, then by CLI flags/arguments.
 
 ``Settings`` holds one group per part of the pipeline (``store``, ``embedding``, ``chunking``, ``retrieval``,
-``answer``, ``verify``, ``generation``, ``web``). Each field has one flat name, used for its environment variable
-``ASSISTANT_<NAME>`` and as a keyword of ``Settings.from_env(...)`` / ``with_overrides(...)``: the field name itself
-for most groups (``ASSISTANT_K``, ``ASSISTANT_INDEX_DIR``), the group's name first for ``answer``, ``verify`` and
-``web`` (``ASSISTANT_ANSWER_REFUSAL_THRESHOLD``, ``ASSISTANT_VERIFY_MIN_DENSE``, ``ASSISTANT_WEB_CONCURRENCY``).
+``answer``, ``verify``, ``generation``, ``web``, ``auth``, ``limits``). Each field has one flat name, used for its
+environment variable ``ASSISTANT_<NAME>`` and as a keyword of ``Settings.from_env(...)`` / ``with_overrides(...)``:
+the field name itself for most groups (``ASSISTANT_K``, ``ASSISTANT_INDEX_DIR``, ``ASSISTANT_MAX_TEXT_CHARS``), the
+group's name first for ``answer``, ``verify``, ``web`` and ``auth`` (``ASSISTANT_ANSWER_REFUSAL_THRESHOLD``,
+``ASSISTANT_VERIFY_MIN_DENSE``, ``ASSISTANT_WEB_CONCURRENCY``, ``ASSISTANT_AUTH_AUDIT_LOG``). A list is written
+with ``:`` between items (paths), or ``,`` where its items may hold a colon (``ASSISTANT_WEB_BACKENDS``).
 
 This module is the only place that reads the environment for the assistant's own behaviour.
 """
@@ -48,6 +50,10 @@ class StoreSettings:
     # candidates kept while searching (at least k); higher = better recall, slower. Measured at 100k e5-like
     # vectors: 128 -> recall@10 0.91 (1.2 ms), 256 -> 0.93 (1.7 ms), 512 -> 0.96 (2.4 ms)
     hnsw_ef_search: int = 512
+    # a superseded generation of the folder store stays this long after its successor appeared (and the one just
+    # before the live one always stays until the next write), so that a process that read CURRENT just before the
+    # switch can still load what it named. Loading 100k chunks takes ~3 s; a generation being loaded is never deleted
+    generation_grace_s: float = 120.0
     # the PostgreSQL store (store = postgresql://...): connections each process keeps open at most (readers of
     # concurrent questions and writers share them), seconds to wait for the server when connecting, and the memory
     # one HNSW index build may use (the server's maintenance_work_mem for that build; the graph of 1M 384-dim
@@ -66,6 +72,8 @@ class EmbeddingSettings:
     embedder: str = DEFAULT_EMBEDDER  # or any sentence-transformers model folder / cached model name
     embed_batch_size: int = 32
     threads: int | None = None  # torch/faiss threads for embedding documents; None: the library's default
+    # torch (sentence-transformers), or onnx: ONNX Runtime, int8 (the default model only; see assistant/embed/onnx_engine.py)
+    embed_engine: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -96,17 +104,22 @@ class AnswerSettings:
     similarities run lower. Measured there: 5.5% false refusals on answerable questions, all off-collection
     questions and about half the on-topic unanswerable ones refused."""
 
-    max_sentences: int = 2
     passages_considered: int = 4
     # sentence choice
     w_lexical: float = 0.03  # idf-weighted share of the question's words found in the sentence (same language)
     w_type: float = 0.007  # the sentence holds a number/date when the question asks for one (+1) or not (-1)
     w_rank: float = 0.006  # penalty per rank of the passage the sentence comes from
-    second_sentence_margin: float = 0.015  # a second sentence is added only when it scores this close to the best
     # refusal: below these confidences the documents are taken not to hold the answer
     w_confidence_lexical: float = 0.2
     refusal_threshold: float = 0.825  # question and sentence in the same language
     refusal_threshold_cross: float = 0.77  # in different languages
+    # "fitted": the decision of assistant/models/answerability.json when it is there; "thresholds": the confidence
+    # against the two thresholds above
+    decision: str = "fitted"
+    reader: bool = True  # read the best sentences with the trained reader (assistant/models/reader) when installed
+    reader_candidates: int = 2  # how many of the best sentences the reader reads (each costs ~30 ms on one core)
+    w_reader: float = 0.0  # weight of the reader's probability when choosing among the sentences it read
+    quote_chars: int = 110  # the longest quote of an answer (a longer sentence is quoted around its short answer)
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,51 @@ class WebSettings:
     uploads_dir: str = ""  # "": uploads/ beside the index folder
     stream_words: int = 3  # words per streamed piece of an extractive answer
     stream_delay_s: float = 0.03  # pause between pieces of an extractive answer, so the page shows it arriving
+    # the answer backends a signed-in admin may choose in the page (specs, e.g. extractive,openai:gpt-4o-mini);
+    # empty: the configured backend only. Readers and the /ask API always get the configured backend
+    backends: tuple[str, ...] = field(default=(), metadata={"sep": ","})
+    max_files_per_batch: int = 20  # files in one "Add to index"
+    max_upload_mb_per_day: int = 200  # bytes one user (or address, without sign-in) may upload per day
+    uploads_disk_mb: int = 2048  # uploaded documents plus files waiting in the upload area, all users together
+    questions_per_minute: int = 30  # per user (or address, without sign-in), chat and /ask together
+    history_turns: int = 10  # chat turns kept, shown and used as context for a follow-up; older ones are dropped
+    max_stream_kb: int = 256  # HTML streamed for one answer as it arrives; past it only the final answer is sent
+    temp_max_age_s: int = 3600  # a file uploaded to the page but never added is removed after this many seconds
+    ingest_memory_mb: int = 4096  # an upload's ingest runs in a child process, stopped above this resident memory
+    ingest_timeout_s: float = 3600.0  # ... and after this many seconds
+    ingest_nice: int = 10  # ... at this lower CPU priority (0: the server's own), with one thread
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Sign-in to the web app (users are kept with the collection: ``assistant users add``) and its audit log."""
+
+    # JSON lines of sign-ins, uploads, deletions, questions and failures; "": audit.jsonl beside the index folder
+    # (in the working folder for a store that is not a folder)
+    audit_log: str = ""
+    audit_questions: bool = False  # log the questions' text; by default only a hash of each question is logged
+    max_failures_per_user: int = 5  # failed sign-ins to one name within the window before it is refused for a while
+    max_failures_per_address: int = 20  # ... from one address, whatever the names
+    failure_window_s: float = 900.0
+    min_password_chars: int = 10
+    # argon2id parameters for new password hashes (argon2-cffi's defaults, RFC 9106's low-memory choice); a stored
+    # hash made with other parameters is replaced at its user's next sign-in
+    hash_time_cost: int = 3
+    hash_memory_kib: int = 65536
+    hash_parallelism: int = 4
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Limits on what a caller controls, for every way in (CLI, Python, web)."""
+
+    max_question_chars: int = 4000
+    max_text_chars: int = 5_000_000  # text extracted from one file (about 2,500 pages); a file with more is skipped
+    max_pdf_pages: int = 3000
+    # a DOCX is a zip: its parts are checked before it is opened, against their total unpacked size and against the
+    # ratio unpacked / packed of any part over 1 MB (ordinary documents stay well under 50)
+    max_docx_unpacked_mb: int = 100
+    max_zip_ratio: int = 200
 
 
 # group attribute -> (class, prefix of its fields' flat names)
@@ -161,6 +219,8 @@ _GROUPS: dict[str, tuple[type, str]] = {
     "verify": (VerifySettings, "verify_"),
     "generation": (GenerationSettings, ""),
     "web": (WebSettings, "web_"),
+    "auth": (AuthSettings, "auth_"),
+    "limits": (LimitSettings, ""),
 }
 
 
@@ -174,6 +234,8 @@ class Settings:
     verify: VerifySettings = field(default_factory=VerifySettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         """A copy with fields replaced by flat name (``k=3``, ``index_dir="x"``, ``answer_refusal_threshold=0.8``) or
@@ -206,7 +268,7 @@ class Settings:
             raw = env.get(var)
             if raw is None or raw == "":
                 continue
-            values[key] = _parse(var, type_, raw)
+            values[key] = _parse(var, type_, raw, _SEPARATORS.get(key, os.pathsep))
         return cls().with_overrides(**values).with_overrides(**overrides)
 
     @property
@@ -239,6 +301,7 @@ def child_environment(**settings: Any) -> dict[str, str]:
 def _build_index() -> tuple[dict[str, tuple[str, str, Any]], dict[str, tuple[str, str, Any, str]]]:
     flat: dict[str, tuple[str, str, Any]] = {}
     env: dict[str, tuple[str, str, Any, str]] = {}
+    _SEPARATORS.clear()
     for group, (cls, prefix) in _GROUPS.items():
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
@@ -247,7 +310,12 @@ def _build_index() -> tuple[dict[str, tuple[str, str, Any]], dict[str, tuple[str
                 raise RuntimeError(f"two settings are named {key!r}")
             flat[key] = (group, f.name, hints[f.name])
             env[key] = (group, f.name, hints[f.name], f.metadata.get("env") or "ASSISTANT_" + key.upper())
+            if "sep" in f.metadata:
+                _SEPARATORS[key] = f.metadata["sep"]
     return flat, env
+
+
+_SEPARATORS: dict[str, str] = {}  # flat name of a list setting -> what separates its items in the environment
 
 
 _FLAT, _ENV = _build_index()
@@ -262,7 +330,7 @@ def _base_type(type_: Any) -> tuple[Any, bool]:
     return type_, False
 
 
-def _parse(var: str, type_: Any, raw: str) -> Any:
+def _parse(var: str, type_: Any, raw: str, sep: str = os.pathsep) -> Any:
     base, optional = _base_type(type_)
     text = raw.strip()
     if optional and text.lower() in ("none", "default"):
@@ -282,7 +350,9 @@ def _parse(var: str, type_: Any, raw: str) -> Any:
     except ValueError:
         raise SettingsError(f"{var}={raw!r} is not a valid {base.__name__}") from None
     if typing.get_origin(base) is tuple:
-        return tuple(p for p in raw.split(os.pathsep) if p)
+        if sep == os.pathsep:  # paths: as written
+            return tuple(p for p in raw.split(sep) if p)
+        return tuple(p.strip() for p in raw.split(sep) if p.strip())
     return raw
 
 

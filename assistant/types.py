@@ -75,6 +75,18 @@ class Citation:
     chunk_end: int = 0
 
 
+@dataclass(frozen=True)
+class ShortAnswer:
+    """The shortest span of the cited evidence that answers (a number with its noun, a date, a name...):
+    ``text == original[start:end]``, inside citation ``n``."""
+
+    n: int
+    doc: str
+    start: int
+    end: int
+    text: str
+
+
 @dataclass
 class Answer:
     question: str
@@ -86,6 +98,11 @@ class Answer:
     backend: str = "extractive"
     dropped_citations: list[dict] = field(default_factory=list)  # citations that failed verification
     notice: str | None = None  # a one-line message for the user (e.g. a backend fell back)
+    short: ShortAnswer | None = None  # the short answer, when there is one
+    # how the answer came about: "extractive", "model" (a generative backend's verified answer), "fallback" (the
+    # extractive answer given instead of the model's) or "refusal"; ``reason``: why it refused or fell back
+    path: str = "extractive"
+    reason: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -97,6 +114,9 @@ class Answer:
             "citations": [asdict(c) for c in self.citations],
             "dropped_citations": list(self.dropped_citations),
             "notice": self.notice,
+            "short": None if self.short is None else asdict(self.short),
+            "path": self.path,
+            "reason": self.reason,
             "passages": [
                 {"doc": p.doc, "start": p.start, "end": p.end, "score": p.score, "dense": p.dense,
                  "lexical": p.lexical, "sentence": p.sentence, "text": p.text}

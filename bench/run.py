@@ -1069,7 +1069,7 @@ def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list
     count for everything (the behaviour before the rule)."""
     import torch
 
-    from assistant import embed
+    from assistant.embed import torch_engine as embed
 
     section = "6. threads"
     default = torch.get_num_threads()

@@ -71,7 +71,9 @@ def test_english_questions_over_arabic_text(seed_assistant, question, forms):
     a = seed_assistant.answer(question)
     assert a.language == "en" and not a.refused
     assert any(contains(a.text, f) for f in forms), a.text
-    assert a.text.startswith("The documents (in Arabic) say:")
+    lead, *blocks = a.text.split("\n\n")
+    assert lead.startswith("From the Arabic documents") and blocks and not any(ch.isascii() and ch.isalpha()
+                                                                                for b in blocks for ch in b)
     assert_exact_citations(a)
 
 
@@ -120,6 +122,46 @@ def test_bad_questions_are_user_errors(seed_assistant):
     for q in ("", "   ", None, "x" * 5000):
         with pytest.raises(AssistantError):
             seed_assistant.answer(q)
+
+
+@pytest.mark.parametrize("question", ["😀🎉👍🏽", "\x00\x00", "\u200b\u200c\u2060\ufeff", "a" * 4000, "#$%^&*", "\u202e\u2066"])
+def test_questions_without_words_are_refused_with_a_message(seed_assistant, question):
+    with pytest.raises(AssistantError, match="the question has no words to look for"):
+        seed_assistant.answer(question)
+    with pytest.raises(AssistantError, match="no words"):
+        list(seed_assistant.stream(question))
+
+
+def test_a_lone_surrogate_and_a_bad_k_are_one_line_errors(seed_assistant):
+    with pytest.raises(AssistantError, match="lone surrogate"):
+        seed_assistant.answer("How many \udcff accounts?")
+    for k in ("abc", 2.5, -1, True):
+        with pytest.raises(AssistantError, match="k .passages per question."):
+            seed_assistant.answer("How many accounts were compromised?", k=k)
+    assert seed_assistant.answer("How many accounts were compromised?", k=3.0).citations
+
+
+def test_the_question_length_limit_is_a_setting(seed_assistant):
+    from assistant.errors import LimitError
+
+    small = Assistant(store=seed_assistant.store, embedder=seed_assistant.embedder, max_question_chars=20)
+    with pytest.raises(LimitError, match="over 20 characters"):
+        small.answer("How many accounts were compromised?")
+
+
+def test_answerers_are_kept_for_a_few_backend_specs_only(seed_assistant, monkeypatch):
+    from assistant import assistant as facade
+    from assistant.answering import Answerer, BackendKind, register_backend, registry
+
+    class Echo(Answerer):
+        name = "echo"
+
+    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))
+    register_backend(BackendKind("echo", "for tests", lambda spec, ctx: Echo(), needs_model=True))
+    a = Assistant(store=seed_assistant.store, embedder=seed_assistant.embedder)
+    for i in range(50):
+        a.answerer_for(f"echo:model-{i}")
+    assert len(a._answerers) <= facade.ANSWERER_CACHE_SIZE
 
 
 def test_reingest_embeds_only_the_changed_file(tmp_path, embedder):

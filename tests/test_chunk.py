@@ -245,3 +245,121 @@ def test_invalid_arguments(seed):
         chunk_document(seed, count_tokens=words, target_tokens=0)
     with pytest.raises(ValueError):
         chunk_document(seed, count_tokens=words, overlap_sentences=-1)
+
+
+# -- linear time on any input ---------------------------------------------------------------------------
+
+_WORDS = "the quick brown fox jumps over a lazy dog while people watch"
+
+
+def _shapes(n: int) -> dict[str, str]:
+    """Single-line texts of about ``n`` characters that used to make chunking quadratic."""
+    prose = " ".join(_WORDS.split()[i % 12] for i in range(n // 4))  # no sentence end: one endless sentence
+    return {
+        "one sentence": prose[:n],
+        "no spaces": "x" * n,
+        "dots": "a." * (n // 2),
+        "commas": "ab," * (n // 3),
+        "tiny sentences": "Ab. " * (n // 4),
+        "arabic after dots": "x.ب" * (n // 3),
+        "combining marks": ("e\u0301" * n)[:n],
+    }
+
+
+class _CountingCounter:
+    def __init__(self) -> None:
+        self.calls = self.chars = self.longest = 0
+
+    def __call__(self, text: str) -> int:
+        self.calls += 1
+        self.chars += len(text)
+        self.longest = max(self.longest, len(text))
+        return len(text.split()) + len(text) // 8  # a word or so per 8 characters, like a real tokenizer
+
+
+@pytest.mark.parametrize("shape", list(_shapes(10)))
+def test_the_token_counter_sees_each_character_a_bounded_number_of_times(shape):
+    """The work given to the tokenizer grows linearly with the text and no call gets more than a bounded text."""
+    from assistant.chunk import max_count_chars
+
+    per_char = []
+    for n in (4_000, 64_000):
+        text = _shapes(n)[shape]
+        counter = _CountingCounter()
+        chunks = chunk_document(make_doc(text), count_tokens=counter, target_tokens=60)
+        check_chunks(make_doc(text), chunks)
+        assert counter.longest <= max_count_chars(60)
+        per_char.append(counter.chars / len(text))
+    assert per_char[1] <= 6, per_char  # each character is counted a few times, not once per word of its passage
+    assert per_char[1] <= 1.5 * per_char[0] + 0.5, per_char  # and that does not grow with the text
+
+
+def _python_steps(fn) -> int:
+    """Bytecode instructions executed by ``fn()`` (counted with sys.settrace: exact, whatever the machine does)."""
+    import sys
+
+    steps = 0
+
+    def tracer(frame, event, arg):
+        nonlocal steps
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            steps += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return steps
+
+
+@pytest.mark.parametrize("shape", list(_shapes(10)))
+def test_chunking_executes_linearly_many_instructions(shape):
+    """Four times the text costs about four times the instructions (a quadratic step would cost sixteen)."""
+    steps = []
+    for n in (3_000, 12_000):
+        text = _shapes(n)[shape]
+        steps.append(_python_steps(lambda: chunk_document(make_doc(text), count_tokens=words, target_tokens=40)))
+    assert steps[1] <= 6 * steps[0], (shape, steps)
+
+
+def test_a_50_mb_single_line_is_chunked_in_bounded_time_and_memory(tmp_path):
+    """Run in a child process so its peak memory is its own. Typical: ~20 s and ~110 MB above the text itself on
+    a busy 2-core machine; the bounds leave a wide margin."""
+    import subprocess
+    import sys
+
+    script = (
+        "import resource, sys, time\n"
+        "from assistant.chunk import chunk_document\n"
+        "from assistant.types import Document\n"
+        f"line = ({_WORDS!r} + ' ') * (50_000_000 // {len(_WORDS) + 1})\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "t0 = time.monotonic()\n"
+        "chunks = chunk_document(Document('big.txt', '/big.txt', line, '0', 'en'),\n"
+        "                        count_tokens=lambda s: len(s.split()), target_tokens=300)\n"
+        "assert chunks[-1].end == len(line.rstrip()) and len(line) > 49_000_000\n"
+        "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(len(chunks), time.monotonic() - t0, grew // 1024)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=root,
+                         env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    n_chunks, seconds, grew_mb = out.stdout.split()
+    assert int(n_chunks) > 30_000
+    assert float(seconds) < 300, seconds
+    assert int(grew_mb) < 600, grew_mb  # the chunks' own text is 50 MB; no per-word or per-sentence lists
+
+
+def test_a_word_longer_than_the_counting_limit_is_cut_into_pieces():
+    from assistant.chunk import max_count_chars
+
+    blob = "QUJD" * 5_000  # 20,000 characters without a space (base64, say)
+    doc = make_doc(f"Before it. {blob} After it.")
+    chunks = chunk_document(doc, count_tokens=len, target_tokens=100, overlap_sentences=0)
+    check_chunks(doc, chunks)
+    assert max(len(c.text) for c in chunks) <= max_count_chars(100)
+    assert "".join(c.text for c in chunks if c.text.startswith("QUJD")) == blob

@@ -21,13 +21,13 @@ LAYERS = {
     "normalize": 1,
     "loaders": 2,
     "chunk": 3,
-    "e5_convert": 4, "embed": 4,
+    "embed": 4,
     "store": 5,
     "ingest": 6, "ingest_shared": 6,
     "retrieval": 7,
     "answering": 8, "conversation": 8,
     "assistant": 9,
-    "cli": 10, "__main__": 10, "web": 10, "evaluation": 10, "calibration": 10, "__init__": 10,
+    "cli": 10, "__main__": 10, "web": 10, "evaluation": 10, "calibration": 10, "__init__": 10, "terminal": 10,
 }
 
 

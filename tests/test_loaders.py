@@ -288,3 +288,66 @@ def test_scan_sources_hashes_files_and_names_clashing_documents_by_their_folder(
         scan_sources([tmp_path / "missing"])
     with pytest.raises(LoadError, match="give a file or folder"):
         scan_sources([])
+
+
+# -- limits ---------------------------------------------------------------------------------------------
+
+
+def _docx_with_body(path: Path, paragraph: bytes, repeat: int, blocks: int) -> Path:
+    """A real DOCX whose document.xml is ``paragraph`` written ``repeat * blocks`` times (streamed, so a large
+    unpacked size costs little memory here)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    docx.Document().save(buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in src.infolist():
+            if item.filename != "word/document.xml":
+                z.writestr(item, src.read(item.filename))
+                continue
+            head = src.read(item.filename).decode()
+            with z.open("word/document.xml", "w", force_zip64=True) as f:
+                f.write((head.split("<w:body>")[0] + "<w:body>").encode())
+                block = paragraph * repeat
+                for _ in range(blocks):
+                    f.write(block)
+                f.write(b"</w:body></w:document>")
+    return path
+
+
+def test_a_docx_that_unpacks_far_beyond_its_size_is_skipped_before_unpacking(tmp_path):
+    import resource
+
+    para = b"<w:p><w:r><w:t>" + b"a" * 1000 + b"</w:t></w:r></w:p>"
+    bomb = _docx_with_body(tmp_path / "bomb.docx", para, 1000, 300)  # ~300 MB of XML in well under 1 MB
+    assert bomb.stat().st_size < 1_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(FileSkipped, match=r"unpacks to \d+ MB, over the limit of 100 MB"):
+        load_file(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB: nothing was unpacked
+    # under the size limit, the ratio still gives it away
+    with pytest.raises(FileSkipped, match=r"a part unpacks to [\d,]+ times its packed size, over the limit of 200"):
+        load_file(_docx_with_body(tmp_path / "dense.docx", para, 1000, 20))
+
+
+def test_text_over_the_limit_is_skipped_with_the_limit_named(tmp_path):
+    from assistant.settings import LimitSettings
+
+    limits = LimitSettings(max_text_chars=5_000)
+    para = b"<w:p><w:r><w:t>" + b"word " * 200 + b"</w:t></w:r></w:p>"
+    small = _docx_with_body(tmp_path / "wordy.docx", para, 10, 1)  # 10,000 characters of text
+    with pytest.raises(FileSkipped, match="over 5,000 characters of text .*ASSISTANT_MAX_TEXT_CHARS"):
+        load_file(small, limits=limits)
+    assert len(load_file(small).text) > 9_000  # the default limit is far above
+    txt = tmp_path / "long.txt"
+    txt.write_text("x" * 30_000, encoding="utf-8")
+    with pytest.raises(FileSkipped, match="over 5,000 characters of text"):  # refused before it is decoded
+        load_file(txt, limits=limits)
+    pdf = tmp_path / "pages.pdf"
+    pdf.write_bytes(make_pdf([["Page text " + str(i)] for i in range(4)]))
+    with pytest.raises(FileSkipped, match="4 pages, over the limit of 3 .*ASSISTANT_MAX_PDF_PAGES"):
+        load_file(pdf, limits=LimitSettings(max_pdf_pages=3))
+    with pytest.raises(FileSkipped, match="over 20 characters of text"):
+        load_file(pdf, limits=LimitSettings(max_text_chars=20))

@@ -28,7 +28,7 @@ def test_groups_have_their_own_names_and_defaults():
     assert env_name("answer_w_lexical") == "ASSISTANT_ANSWER_W_LEXICAL"
     assert env_name("verify_w_lexical") == "ASSISTANT_VERIFY_W_LEXICAL"
     assert env_name("openai_api_key") == "OPENAI_API_KEY"  # the backends' usual variables
-    assert Settings().with_overrides(answer_max_sentences=1, index_dir=Path("/x")).answer.max_sentences == 1
+    assert Settings().with_overrides(answer_reader_candidates=1, index_dir=Path("/x")).answer.reader_candidates == 1
     assert "sk-secret" not in repr(Settings.from_env({"OPENAI_API_KEY": "sk-secret"}))  # a secret is not shown
 
 
@@ -62,9 +62,10 @@ def test_only_settings_reads_the_environment():
                 parent = getattr(node.value, "id", None)
                 if parent == "os":
                     readers.append(path.relative_to(PACKAGE).as_posix())
-    # web/app.py only switches gradio's analytics off; embed.py switches the Hugging Face libraries offline while a
-    # model loads and finds their cache by their own variable
-    allowed = {"settings.py", "web/app.py", "embed.py"}
+    # web/app.py only switches gradio's analytics off; embed/torch_engine.py switches the Hugging Face libraries
+    # offline while a model loads and finds their cache by their own variable; web/jobs.py passes the environment on
+    # to an ingest child with the libraries' thread counts set to 1
+    allowed = {"settings.py", "web/app.py", "embed/torch_engine.py", "web/jobs.py"}
     assert set(readers) <= allowed, sorted(set(readers) - allowed)
 
 

@@ -1,13 +1,20 @@
-"""The answer step without an LLM: extractive answers with exact citations, or a refusal.
+"""The answer step without an LLM: a short answer and the exact quote it comes from, or a refusal.
 
-The retrieved passages are split into sentences; each sentence is scored against the question (embedding
-similarity, normalised keyword coverage, and whether it holds the kind of thing asked for, e.g. a number for "how
-many"). The best sentence(s) become the answer, each followed by its marker [n]; the citation is the exact span of
-the original document. When even the best evidence is weak the answer is a refusal in the question's language.
+1. The retrieved passages are split into sentences; each sentence is scored against the question (embedding
+   similarity, normalised keyword coverage, and whether it holds the kind of thing asked for, e.g. a number for "how
+   many").
+2. The reader (``answering.reader``: a small cross-encoder trained on public data, when it is installed) reads the
+   best few sentences with the question: how likely each answers it, and the short span that does.
+3. The answer is given only when the evidence carries what the question asks for: a decision over the sentence's
+   similarity, the question's key words found in it, whether it holds the kind of answer asked for, and the
+   reader's score (``Decision``; its weights are fitted on public data, see ``calibration.fit_answerability``).
+   Otherwise the answer is a refusal in the question's language, saying why (``Answer.reason``).
+4. The answer text leads with the short answer (a number with its noun, a date, a name) and quotes the part of the
+   sentence that holds it (``answering.compose``); ``Answer.short`` and the citation are exact spans of the
+   original document.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -17,27 +24,16 @@ from ..chunk import chunk_sentences
 from ..embed import PassageVectorCache
 from ..normalize import detect_language, tokenize
 from ..settings import AnswerSettings
-from ..types import Answer, Citation, ScoredChunk
+from ..types import Answer, Citation, ScoredChunk, ShortAnswer
+from .answer_types import holds_type, question_type
 from .base import AnswerContext, Answerer
-from .messages import CROSS_LINGUAL_LEAD, REFUSAL
+from .compose import compose, quote_span
+from .decision import Decision
+from .messages import REFUSAL
+from .short_answer import short_span
 from .registry import BackendKind, BackendSpec, BuildContext, register_backend
 
 __all__ = ["Candidate", "ExtractiveAnswerer"]
-
-# questions that ask for a number, a date or an amount
-_NUMERIC_Q = re.compile(
-    r"\b(how (many|much|long|old)|what (year|date|percentage|number)|which year|when|number of)\b"
-    r"|(^|\s)(كم|متى|عدد|ما عدد|في أي عام|أي عام|في أي سنة|أي سنة|ما تاريخ)(\s|$|؟)",
-    re.IGNORECASE,
-)
-_HAS_NUMBER = re.compile(r"[0-9٠-٩۰-۹]")
-_MONTHS = re.compile(
-    r"(january|february|march|april|may|june|july|august|september|october|november|december|"
-    r"يناير|فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|اغسطس|سبتمبر|أكتوبر|اكتوبر|نوفمبر|ديسمبر|"
-    r"كانون|شباط|آذار|نيسان|أيار|حزيران|تموز|آب|أيلول|تشرين)",
-    re.IGNORECASE,
-)
-
 
 @dataclass(frozen=True)
 class Candidate:
@@ -51,13 +47,16 @@ class Candidate:
 
 
 class ExtractiveAnswerer(Answerer):
-    """Picks the sentences of the retrieved passages that answer the question and cites them exactly."""
+    """A short answer and the exact quote it comes from, picked from the retrieved passages, or a refusal."""
 
     name = "extractive"
 
-    def __init__(self, embedder: Any, params: AnswerSettings | None = None, cache_size: int = 20_000) -> None:
+    def __init__(self, embedder: Any, params: AnswerSettings | None = None, cache_size: int = 20_000, *,
+                 reader: Any = None, decision: Decision | None = None) -> None:
         self.embedder = embedder
         self.params = params or AnswerSettings()
+        self.reader = reader  # answering.reader.Reader, or None: sentence scores alone
+        self.decision = decision or Decision.default(self.params)
         # vectors of the sentences it embedded itself (passages without stored sentence vectors), remembered
         # across questions (the same passages come back often)
         self.sentence_cache = PassageVectorCache(embedder, cache_size)
@@ -65,48 +64,67 @@ class ExtractiveAnswerer(Answerer):
     # -- public ---------------------------------------------------------------------------------------------------
     def answer(self, question: str, passages: Sequence[ScoredChunk], context: AnswerContext | None = None
                ) -> Answer:
-        """The best sentences of ``passages`` with their citations, or a refusal. ``context.sentences``: the stored
-        vectors of the passages' sentences (passages without them are embedded now, and their vectors cached)."""
+        """The short answer and its quote from ``passages``, or a refusal. ``context.sentences``: the stored vectors
+        of the passages' sentences (passages without them are embedded now, and their vectors cached)."""
         context = context or AnswerContext(detect_language(question))
         language = context.language
+        judged = self.judge(question, passages, context)
+        if judged is None:
+            return self._refuse(question, passages, language, "nothing was retrieved")
+        if not judged["answer"]:
+            return self._refuse(question, passages, language, judged["reason"])
+        cand = judged["candidate"]
+        short = judged["short"]  # offsets into the candidate's text, or None
+        qa, qb = quote_span(cand.text, short, self.params.quote_chars)
+        quote = cand.text[qa:qb]
+        citation = Citation(n=1, doc=cand.doc, start=cand.start + qa, end=cand.start + qb, text=quote,
+                            score=round(float(judged["score"]), 4), chunk_start=cand.passage.start,
+                            chunk_end=cand.passage.end)
+        short_answer = None
+        if short is not None and short != (qa, qb):
+            short_answer = ShortAnswer(1, cand.doc, cand.start + short[0], cand.start + short[1],
+                                       cand.text[short[0]:short[1]])
+        text = compose(language, cand.language, quote, 1, short_answer.text if short_answer else None)
+        return Answer(question, text, language, False, [citation], list(passages), self.name, short=short_answer,
+                      path="extractive")
+
+    def _refuse(self, question: str, passages: Sequence[ScoredChunk], language: str, reason: str) -> Answer:
+        return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name, path="refusal",
+                      reason=reason)
+
+    def judge(self, question: str, passages: Sequence[ScoredChunk], context: AnswerContext) -> dict | None:
+        """The evidence for ``question``: the chosen sentence, its short span, the decision's features and verdict
+        (``{"answer": bool, "reason": str, "candidate", "short", "score", "features"}``); None without passages."""
         if not passages:
-            return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name)
+            return None
         query_vector = context.query_vector
         if query_vector is None:
             query_vector = self.embedder.embed_queries([question])[0]
-        idf, sentences = context.idf, context.sentences
-        p = self.params
-        scored = self.score_candidates(question, passages, query_vector, language, idf, sentences)
-        if not scored:
-            return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name)
-        best_score, best, best_conf = scored[0]
-        threshold = p.refusal_threshold if best.language == language else p.refusal_threshold_cross
-        if best_conf < threshold:
-            return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name)
-        chosen = [(best_score, best)]
-        for s, cand, _ in scored[1:]:
-            if len(chosen) >= p.max_sentences:
-                break
-            if best_score - s > p.second_sentence_margin:
-                break
-            if any(_overlaps(cand, c) for _, c in chosen):
-                continue
-            chosen.append((s, cand))
-        # present in document order within the same document, best-first otherwise
-        citations: list[Citation] = []
-        parts: list[str] = []
-        for n, (s, cand) in enumerate(chosen, start=1):
-            citations.append(
-                Citation(
-                    n=n, doc=cand.doc, start=cand.start, end=cand.end, text=cand.text, score=round(float(s), 4),
-                    chunk_start=cand.passage.start, chunk_end=cand.passage.end,
-                )
-            )
-            parts.append(f"{cand.text} [{n}]")
-        body = " ".join(parts)
-        if all(c.language != language for _, c in chosen):
-            body = CROSS_LINGUAL_LEAD[language] + body
-        return Answer(question, body, language, False, citations, list(passages), self.name)
+        rows = self._ranked(question, passages, query_vector, context.language, context.idf, context.sentences)
+        if not rows:
+            return None
+        kind = question_type(question)
+        top = rows[: max(1, self.params.reader_candidates if self.reader is not None else 1)]
+        reads = self.reader.score(question, [f["candidate"].text for f in top]) if self.reader is not None else []
+        best = 0
+        if reads:  # the reader's verdict moves a sentence up when it is sure enough
+            combined = [f["score"] + self.params.w_reader * r.p_answer for f, r in zip(top, reads)]
+            best = max(range(len(top)), key=lambda i: combined[i])
+        f = top[best]
+        cand, score = f["candidate"], f["score"]
+        read = reads[best] if reads else None
+        qv = np.asarray(query_vector, np.float32)
+        span = short_span(question, kind, cand.text, (read.short_start, read.short_end) if read else None,
+                          context_score=lambda texts: self.sentence_cache(texts) @ qv)
+        features = self.decision.features(
+            question=question, kind=kind, candidate=cand, dense=f["dense"], confidence=f["confidence"], score=score,
+            second=rows[1]["score"] if len(rows) > 1 else None, same_language=cand.language == context.language,
+            short_text=cand.text[span[0]:span[1]] if span else None, read=read,
+            best_p=max((r.p_answer for r in reads), default=None), idf=context.idf,
+        )
+        answer, why = self.decision.decide(features)
+        return {"answer": answer, "reason": why, "candidate": cand, "short": span, "score": score,
+                "features": features}
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def candidates(self, passages: Sequence[ScoredChunk], sentences: Any = None) -> list[Candidate]:
@@ -152,7 +170,8 @@ class ExtractiveAnswerer(Answerer):
         weight = idf or (lambda t: 1.0)
         q_weights = {t: max(weight(t), 0.0) for t in q_tokens}
         q_total = sum(q_weights.values())
-        wants_number = bool(_NUMERIC_Q.search(question))
+        kind = question_type(question)
+        strict = kind in ("number", "amount", "date")
         out = []
         for cand, d in zip(cands, dense.tolist()):
             same = cand.language == language
@@ -161,8 +180,8 @@ class ExtractiveAnswerer(Answerer):
             coverage = len(shared) / len(q_tokens) if (same and q_tokens) else 0.0
             icoverage = sum(q_weights[t] for t in shared) / q_total if (same and q_total) else 0.0
             type_ok = 0.0
-            if wants_number:
-                type_ok = 1.0 if (_HAS_NUMBER.search(cand.text) or _MONTHS.search(cand.text)) else -1.0
+            if strict:
+                type_ok = 1.0 if holds_type(kind, cand.text) else -1.0
             out.append({
                 "candidate": cand,
                 "dense": float(d),
@@ -189,27 +208,19 @@ class ExtractiveAnswerer(Answerer):
         The score ranks sentences; the confidence decides whether the best one answers at all. Both are linear in
         the features, with weights fitted on labelled questions (python -m assistant.calibration.fit_answerer).
         """
+        return [(f["score"], f["candidate"], f["confidence"])
+                for f in self._ranked(question, passages, query_vector, language, idf, sentences)]
+
+    def _ranked(self, question: str, passages: Sequence[ScoredChunk], query_vector: np.ndarray, language: str,
+                idf: Callable[[str], float] | None, sentences: Any) -> list[dict]:
+        """``features`` with each candidate's ``score`` and ``confidence``, best first."""
         p = self.params
-        results = []
-        for f in self.features(question, passages, query_vector, language, idf, sentences):
-            score = (
-                f["dense"] + p.w_lexical * f["icoverage"] + p.w_type * f["type"] - p.w_rank * f["rank"]
-            )
-            confidence = f["dense"] + p.w_confidence_lexical * f["icoverage"]
-            results.append((score, f["candidate"], confidence))
-        results.sort(key=lambda r: (-r[0], r[1].doc, r[1].start))
-        return results
-
-
-def _coverage(q_tokens: set[str], text: str) -> float:
-    if not q_tokens:
-        return 0.0
-    t_tokens = set(tokenize(text))
-    return len(q_tokens & t_tokens) / len(q_tokens)
-
-
-def _overlaps(a: Candidate, b: Candidate) -> bool:
-    return a.doc == b.doc and a.start < b.end and b.start < a.end
+        rows = self.features(question, passages, query_vector, language, idf, sentences)
+        for f in rows:
+            f["score"] = f["dense"] + p.w_lexical * f["icoverage"] + p.w_type * f["type"] - p.w_rank * f["rank"]
+            f["confidence"] = f["dense"] + p.w_confidence_lexical * f["icoverage"]
+        rows.sort(key=lambda f: (-f["score"], f["candidate"].doc, f["candidate"].start))
+        return rows
 
 
 def _stored_vectors(passage: ScoredChunk, spans: list[tuple[int, int]], sentences: Any) -> np.ndarray | None:
@@ -224,7 +235,12 @@ def _stored_vectors(passage: ScoredChunk, spans: list[tuple[int, int]], sentence
 
 
 def _build(spec: BackendSpec, context: BuildContext) -> ExtractiveAnswerer:
-    return ExtractiveAnswerer(context.embedder, context.settings.answer)
+    reader = None
+    if context.settings.answer.reader:
+        from .reader import load_reader
+
+        reader = load_reader(context.settings.store.cache_dir)
+    return ExtractiveAnswerer(context.embedder, context.settings.answer, reader=reader)
 
 
 register_backend(BackendKind(

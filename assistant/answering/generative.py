@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import BackendError
-from ..normalize import detect_language
+from ..normalize import detect_language, tokenize
 from ..settings import Settings
 from ..types import Answer, Citation, Language, ScoredChunk
+from .agreement import disagreement
 from .base import AnswerContext, Answerer
 from .chat_models import ChatBackend, content_text, describe_error
 from .extractive import ExtractiveAnswerer
@@ -120,7 +121,8 @@ class GenerativeAnswerer(Answerer):
         language = context.language
         passages = list(passages)
         if not passages:
-            yield Answer(question, REFUSAL[language], language, True, [], [], self.name)
+            yield Answer(question, REFUSAL[language], language, True, [], [], self.name, path="refusal",
+                         reason="nothing was retrieved")
             return
         msgs = self.messages(context.standalone or question, passages, language)
         model = self.chat.model  # BackendError (a missing optional dependency...) is the caller's to show
@@ -137,14 +139,18 @@ class GenerativeAnswerer(Answerer):
         except BackendError:
             raise
         except Exception as e:  # server down, timeout, HTTP errors, malformed replies: fall back
-            yield self._fallback(question, passages, context, describe_error(e, self.chat))
+            notice = describe_error(e, self.chat)
+            yield self._fallback(question, passages, context, notice, why=notice.split(": ", 1)[-1])
             return
         yield self.finish(question, "".join(pieces), passages, context)
 
     def _fallback(self, question: str, passages: Sequence[ScoredChunk], context: AnswerContext, notice: str,
-                  dropped: Sequence[dict] = ()) -> Answer:
+                  dropped: Sequence[dict] = (), why: str | None = None) -> Answer:
         a = self.fallback.answer(question, passages, context)
-        return replace(a, backend=FALLBACK_BACKEND, notice=notice, dropped_citations=list(dropped))
+        return replace(a, backend=FALLBACK_BACKEND, notice=notice, dropped_citations=list(dropped),
+                       path="refusal" if a.refused else "fallback",
+                       reason=f"fallback: {why or notice}" + (f"; then refused: {a.reason}" if a.refused and a.reason
+                                                             else ""))
 
     # -- verification ---------------------------------------------------------------------------------------------
     def finish(self, question: str, raw: str, passages: Sequence[ScoredChunk],
@@ -157,18 +163,24 @@ class GenerativeAnswerer(Answerer):
         if not text:
             return self._fallback(question, passages, context,
                                   f"{self.name}: the model returned an empty answer; showing the extractive answer "
-                                  "instead")
+                                  "instead", why="the model returned an empty answer")
+        text = _JUNK_MARKER.sub("", text)  # "[n]", "[source]": placeholders, not citations
         if _is_refusal(text):
-            return Answer(question, REFUSAL[language], language, True, [], passages, self.name)
+            return Answer(question, REFUSAL[language], language, True, [], passages, self.name, path="refusal",
+                          reason="the model found no answer in the passages")
         claims = split_claims(text)
-        kinds: list[str] = []  # "refusal" | "cited" | "uncited"
+        kinds: list[str] = []  # "refusal" | "cited" | "uncited" | "empty"
+        dropped: list[dict] = []
         for c in claims:
             if _is_refusal(c.text):
                 kinds.append("refusal")
+            elif not any(ch.isalnum() for ch in c.text):
+                kinds.append("empty")  # markers alone say nothing: never verified, whatever they cite
+                if c.markers:
+                    dropped.append({"marker": "".join(f"[{i}]" for i in c.ids), "claim": c.text, "doc": None,
+                                    "reason": "the sentence says nothing"})
             elif c.markers:
                 kinds.append("cited")
-            elif not any(ch.isalnum() for ch in c.text):
-                kinds.append("empty")
             else:
                 kinds.append("uncited")
         to_check = [i for i, k in enumerate(kinds) if k in ("cited", "uncited")]
@@ -176,7 +188,6 @@ class GenerativeAnswerer(Answerer):
         sup_of = {ci: support[j] for j, ci in enumerate(to_check)}
         p_numbers = [self.verifier.passage_numbers(p.text) for p in passages]
 
-        dropped: list[dict] = []
         kept_ids: dict[int, list[tuple[int, int, int, float]]] = {}  # claim -> [(passage id, start, end, score)]
         for ci in to_check:
             if kinds[ci] != "cited":
@@ -204,6 +215,16 @@ class GenerativeAnswerer(Answerer):
                     dropped.append({"marker": marker, "claim": c.text, "doc": passages[pid - 1].doc,
                                     "reason": s.reason, "score": round(s.dense, 3)})
             if keep:
+                # what the claim states must be what its evidence states: numbers, names, polarity
+                evidence = [passages[pid - 1].text[a - passages[pid - 1].start:b - passages[pid - 1].start]
+                            for pid, a, b, _ in keep]
+                why = disagreement(c.text, evidence)
+                if why:
+                    for pid, *_ in keep:
+                        dropped.append({"marker": f"[{pid}]", "claim": c.text, "doc": passages[pid - 1].doc,
+                                        "reason": why})
+                    keep = []
+            if keep:
                 kept_ids[ci] = keep
         # a sentence without a marker stands or falls with the next cited sentence of its paragraph
         kept_uncited: set[int] = set()
@@ -226,16 +247,19 @@ class GenerativeAnswerer(Answerer):
                                 "reason": "the sentence cites no passage" if nxt is None
                                 else "no passage cited after it supports the sentence"})
 
-        if not kept_ids:
+        substantive = [ci for ci in kept_ids if tokenize(claims[ci].text)]
+        if not substantive:
             if any(k == "refusal" for k in kinds):
                 return Answer(question, REFUSAL[language], language, True, [], passages, self.name,
-                              dropped_citations=dropped)
+                              dropped_citations=dropped, path="refusal",
+                              reason="the model found no answer in the passages")
             n = sum(1 for d in dropped if d["marker"])
-            why = (f"none of its {n} citation(s) could be verified against the passages" if n
+            why = ("no sentence of it states anything the passages support" if kept_ids
+                   else f"none of its {n} citation(s) could be verified against the passages" if n
                    else "it cited none of the passages")
             return self._fallback(question, passages, context,
                                   f"{self.name}: the model's answer was not used because {why}; showing the "
-                                  "extractive answer instead", dropped)
+                                  "extractive answer instead", dropped, why)
 
         # renumber: one citation per distinct (passage, span), numbered in order of appearance
         numbering: dict[tuple[int, int, int], int] = {}
@@ -272,12 +296,20 @@ class GenerativeAnswerer(Answerer):
             notice = (f"{len(dropped)} unsupported citation(s) or sentence(s) of the {self.name} answer were removed "
                       "(see dropped_citations)")
         return Answer(question, out, language, False, citations, passages, self.name, dropped_citations=dropped,
-                      notice=notice)
+                      notice=notice, path="model")
+
+
+_JUNK_MARKER = re.compile(r"\[\s*(?:n|x|\?|\.\.\.|…|source|citation(?: needed)?|ref|المصدر|مصدر)\s*\]",
+                          re.IGNORECASE)
+_LEADING_LINE_MARKERS = re.compile(r"^(\s*(?:[-*•]|\d+[.)])?\s*)((?:\[\d+\]\s*)+)(\S.*?)([.!?؟。]?)\s*$")
 
 
 def _tidy(text: str) -> str:
     lines = []
     for line in text.splitlines():
+        m = _LEADING_LINE_MARKERS.match(line)
+        if m and not _LEADING_LINE_MARKERS.match(m.group(3)):  # "[1] Sentence." -> "Sentence [1]."
+            line = f"{m.group(1)}{m.group(3)} {''.join(m.group(2).split())}{m.group(4)}"
         line = re.sub(r"[ \t]{2,}", " ", line)
         line = re.sub(r"[ \t]+([.,;:!?،؛؟])", r"\1", line).rstrip()
         if not re.sub(r"^\s*([-*•]|\d+[.)])?\s*", "", line):

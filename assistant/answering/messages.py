@@ -8,9 +8,9 @@ REFUSAL = {
     "ar": "لا تتضمن الوثائق إجابة عن هذا السؤال.",
 }
 CROSS_LINGUAL_LEAD = {
-    # question language -> lead used when the cited text is in the other language
-    "en": "The documents (in Arabic) say: ",
-    "ar": "تقول الوثائق (بالإنجليزية): ",
+    # question language -> the lead of an answer quoted from documents in the other language
+    "en": "From the Arabic documents",
+    "ar": "من الوثائق الإنجليزية",
 }
 NO_DOCUMENTS = {
     "en": "There are no documents in the index yet; add some with `assistant ingest`.",

@@ -47,6 +47,8 @@ class EvalQuestion:
     answers: list[str] = field(default_factory=list)
     evidence: list[Span] = field(default_factory=list)
     type: str = ""
+    doc_id: str = ""  # the article (XQuAD layout)
+    split: str = ""  # the half of a recorded split the question belongs to, when the dataset says
 
     @property
     def pair(self) -> str:
@@ -165,10 +167,25 @@ def load_collection(
             where = f"{f}, line {lineno}"
             lang = _lang(q, "lang", where)
             doc_lang = _lang(q, "doc_lang", where, default=lang)
-            key = (_need(q, "doc_id", str, where), doc_lang)
+            doc_id = _need(q, "doc_id", str, where)
+            key = (doc_id, doc_lang)
             if key not in texts:
                 continue
+            answerable = q.get("answerable", True)
+            if not isinstance(answerable, bool):
+                raise EvalError(f"{where}: field 'answerable' must be true or false")
             answers = _need(q, "answers", list, where)
+            if not all(isinstance(a, str) for a in answers):
+                raise EvalError(f"{where}: field 'answers' must be a list of strings")
+            common = dict(id=str(_need(q, "id", (str, int), where)), question=_need(q, "question", str, where),
+                          lang=lang, doc_lang=doc_lang, doc_id=doc_id, split=str(q.get("split") or ""))
+            if not answerable:
+                if answers or q.get("paragraph_index") is not None:
+                    raise EvalError(f"{where}: an unanswerable question has no answers and paragraph_index null")
+                questions.append(EvalQuestion(**common, answerable=False))
+                continue
+            if not answers:
+                raise EvalError(f"{where}: an answerable question needs at least one form in 'answers'")
             para = _need(q, "paragraph_index", int, where)
             if key not in offsets:
                 offsets[key] = paragraph_offsets(texts[key])
@@ -180,10 +197,7 @@ def load_collection(
                 Span(doc_names[key], para_start + s, para_start + s + len(a))
                 for s, a in zip(starts, answers)
             ]
-            questions.append(
-                EvalQuestion(str(_need(q, "id", (str, int), where)), _need(q, "question", str, where), lang,
-                             doc_lang, True, [str(a) for a in answers], spans)
-            )
+            questions.append(EvalQuestion(**common, answerable=True, answers=list(answers), evidence=spans))
     if not questions:
         raise EvalError(f"{root}: no questions (questions.jsonl / questions_crosslingual.jsonl) for its documents")
     return Collection(root, documents, select_questions(questions, pairs=pairs, limit=limit, seed=seed))
@@ -254,14 +268,44 @@ def parse_pairs(pairs: str | Sequence[str] | None, available: Iterable[str]) -> 
 
 
 def select_questions(
-    questions: list[EvalQuestion], *, pairs: Sequence[str] | None = None, limit: int | None = None, seed: int = 13
+    questions: list[EvalQuestion], *, pairs: Sequence[str] | None = None, limit: int | None = None, seed: int = 13,
+    split: str | None = None, split_file: str | Path | None = None,
 ) -> list[EvalQuestion]:
+    """The questions of ``pairs`` (all when None), of the half ``split`` of a recorded split (the questions' own
+    ``split`` field, else the articles listed under that name in ``split_file``), then ``limit`` per pair."""
     if pairs:
         wanted = set(pairs)
         questions = [q for q in questions if q.pair in wanted]
+    if split:
+        questions = _in_split(questions, split, split_file)
     if limit:
         questions = _stratified_sample(questions, limit, seed)
     return questions
+
+
+DEFAULT_SPLIT_FILE = "eval/xquad_split.json"  # XQuAD's articles halved: what the reader was trained on, and not
+
+
+def _in_split(questions: list[EvalQuestion], split: str, split_file: str | Path | None) -> list[EvalQuestion]:
+    if questions and all(q.split for q in questions) and split_file is None:
+        out = [q for q in questions if q.split == split]
+        if not out:
+            have = sorted({q.split for q in questions})
+            raise EvalError(f"no question is in split {split!r}; the dataset has: {', '.join(have)}")
+        return out
+    from ..settings import PROJECT_ROOT
+
+    path = Path(split_file) if split_file is not None else PROJECT_ROOT / DEFAULT_SPLIT_FILE
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise EvalError(f"cannot read the split file {path}: {e}") from None
+    members = recorded.get(split) if isinstance(recorded, dict) else None
+    if not isinstance(members, list):
+        names = [k for k, v in recorded.items() if isinstance(v, list)] if isinstance(recorded, dict) else []
+        raise EvalError(f"{path} has no split {split!r}; it has: {', '.join(names) or 'none'}")
+    chosen = set(members)
+    return [q for q in questions if q.doc_id in chosen]
 
 
 def _stratified_sample(questions: list[EvalQuestion], limit: int, seed: int) -> list[EvalQuestion]:

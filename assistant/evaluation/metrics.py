@@ -1,8 +1,11 @@
-"""Metrics of one question and of a group: retrieval hit@1/hit@5/MRR@10, answer accuracy, citation precision and
-recall, refusal accuracy, false refusals, latency. See ``evaluation.runner`` for their definitions."""
+"""Metrics of one question and of a group: retrieval hit@1/hit@5/MRR@10, answer accuracy, the short answer's exact
+match and F1, citation precision and recall, refusal accuracy, false refusals, latency. See ``evaluation.runner``
+for their definitions."""
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -25,12 +28,14 @@ __all__ = [
     "matching_form",
     "overlaps",
     "percentile",
+    "short_answer_scores",
+    "squad_tokens",
 ]
 
 RETRIEVAL_K = 10  # hit@1, hit@5 and MRR@10 are computed from retrieve(q, k=10)
 SHORT_FORM_CHARS = 3  # gold forms this short (after normalising) must match as whole tokens
 METRICS = (
-    "hit@1", "hit@5", "mrr@10", "answer_accuracy", "citation_precision", "citation_recall",
+    "hit@1", "hit@5", "mrr@10", "answer_accuracy", "answer_em", "answer_f1", "citation_precision", "citation_recall",
     "refusal_accuracy", "false_refusal_rate", "latency_p50_ms", "latency_p95_ms", "n",
 )
 
@@ -60,13 +65,47 @@ _MARKER_RE = re.compile(r"\s*\[\d+\]")
 
 
 def answer_body(text: str) -> str:
-    """The answer text without its citation markers ``[n]`` and the cross-lingual lead ("The documents (in Arabic)
-    say: "), so that a gold form "1" cannot match a marker and "Arabic" cannot match the lead."""
+    """The answer text without its citation markers ``[n]`` and the cross-lingual lead ("From the Arabic
+    documents:"), so that a gold form "1" cannot match a marker and "Arabic" cannot match the lead."""
     body = _MARKER_RE.sub(" ", text)
     for lead in CROSS_LINGUAL_LEAD.values():
         if body.startswith(lead):
-            body = body[len(lead):]
+            body = body[len(lead):].lstrip(" :")
     return body
+
+
+_EN_ARTICLES = frozenset({"a", "an", "the"})
+
+
+def squad_tokens(text: str) -> list[str]:
+    """Tokens for SQuAD-style exact match and F1: ``normalize`` (Arabic letter forms, digits, case), punctuation
+    removed, English articles dropped and the Arabic article ال taken off a word's start (as MLQA's Arabic
+    evaluation does), split on whitespace."""
+    text = normalize(text)
+    text = "".join(" " if unicodedata.category(ch).startswith(("P", "S")) else ch for ch in text)
+    out = []
+    for tok in text.split():
+        if tok in _EN_ARTICLES:
+            continue
+        if tok.startswith("ال") and len(tok) > 3:
+            tok = tok[2:]
+        out.append(tok)
+    return out
+
+
+def short_answer_scores(prediction: str, golds: Sequence[str]) -> tuple[float, float]:
+    """(exact match, token F1) of ``prediction`` against the best of the gold forms, SQuAD style."""
+    pred = squad_tokens(prediction)
+    best_em, best_f1 = 0.0, 0.0
+    for gold in golds:
+        ref = squad_tokens(gold)
+        if not ref and not pred:
+            return 1.0, 1.0
+        em = float(pred == ref)
+        common = sum((Counter(pred) & Counter(ref)).values())
+        f1 = 0.0 if common == 0 else 2 * common / (len(pred) + len(ref))
+        best_em, best_f1 = max(best_em, em), max(best_f1, f1)
+    return best_em, best_f1
 
 
 _AR_PROCLITICS = "(?:[وف]?[بلك]?(?:ال)?)"  # و ف ب ل ك ال, as in وأربع، بـ٤
@@ -128,6 +167,11 @@ class QuestionResult:
     citation_hit: bool | None
     latency_ms: float
     type: str = ""
+    short: str | None = None  # the short answer given (None: refused, or the backend gives none)
+    answer_em: float | None = None  # exact match / F1 of the short answer (answerable questions; 0 when refused)
+    answer_f1: float | None = None
+    path: str = ""  # how it was answered: extractive, model, fallback, refusal
+    reason: str | None = None  # why it refused or fell back
 
     @property
     def has_evidence(self) -> bool:
@@ -169,6 +213,8 @@ def aggregate(results: Sequence[QuestionResult]) -> dict:
         "hit@5": _mean([1.0 if r is not None and r <= 5 else 0.0 for r in ranks]),
         "mrr@10": _mean([1.0 / r if r is not None and r <= RETRIEVAL_K else 0.0 for r in ranks]),
         "answer_accuracy": _mean([1.0 if r.correct else 0.0 for r in answerable]),
+        "answer_em": _mean([r.answer_em for r in answerable if r.answer_em is not None]),
+        "answer_f1": _mean([r.answer_f1 for r in answerable if r.answer_f1 is not None]),
         "citation_precision": _mean([r.citation_precision for r in answered if r.citation_precision is not None]),
         "citation_recall": _mean([1.0 if r.citation_hit else 0.0 for r in answered]),
         "refusal_accuracy": _mean([1.0 if r.refused else 0.0 for r in unanswerable]),
@@ -183,11 +229,14 @@ def aggregate(results: Sequence[QuestionResult]) -> dict:
 
 def build_report(results: Sequence[QuestionResult], meta: dict) -> dict:
     by_pair: dict[str, list[QuestionResult]] = {}
+    by_path: dict[str, list[QuestionResult]] = {}
     for r in results:
         by_pair.setdefault(r.pair, []).append(r)
+        by_path.setdefault(r.path or "unknown", []).append(r)
     return {
         "overall": aggregate(results),
         "by_pair": {p: aggregate(by_pair[p]) for p in sort_pairs(by_pair)},
+        "by_path": {p: aggregate(by_path[p]) for p in sorted(by_path)},
         "meta": meta,
     }
 

@@ -64,14 +64,27 @@ def render_markdown(run: EvalRun, *, plot: bool = True) -> str:
         f"{meta['per_question_s']} s each)",
         "",
         "Pairs are question language-document language (`en-ar`: English questions over Arabic documents). "
-        "Retrieval and answer metrics are over answerable questions; citation metrics over answerable questions "
-        "that were answered; refusal accuracy over unanswerable questions (n/a: there are none).",
+        "Retrieval and answer metrics are over answerable questions (answer_em / answer_f1: SQuAD-style exact match "
+        "and token F1 of the short answer, 0 when refused); citation metrics over answerable questions that were "
+        "answered; refusal accuracy over unanswerable questions"
+        + (f" ({report['overall'].get('n_unanswerable', 0)} here)." if report["overall"].get("n_unanswerable")
+           else " (n/a: there are none)."),
         "",
         "| metric | " + " | ".join(cols) + " |",
         "|---|" + "---:|" * len(cols),
     ]
     lines += [f"| {m} | " + " | ".join(vals) + " |" for m, vals in rows]
     lines.append("")
+    paths = report.get("by_path") or {}
+    if len(paths) > 1 or any(p not in ("extractive", "refusal") for p in paths):
+        lines += ["How the answers came about (model: the backend's verified answer; fallback: the extractive "
+                  "answer given instead; refusal):", "",
+                  "| path | n | answer_accuracy | answer_f1 | citation_precision | refusal_accuracy |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, g in paths.items():
+            lines.append(f"| {name} | {g['n']} | {fmt(g['answer_accuracy'])} | {fmt(g['answer_f1'])} | "
+                         f"{fmt(g['citation_precision'])} | {fmt(g['refusal_accuracy'])} |")
+        lines.append("")
     if plot:
         lines += ["![metrics by pair](pairs.png)", ""]
     fails = run.failures
@@ -86,8 +99,10 @@ def render_markdown(run: EvalRun, *, plot: bool = True) -> str:
             "",
             f"- question: {r.question}",
             f"- gold: {', '.join(r.answers) if r.answers else '(unanswerable: should refuse)'}",
-            f"- answered: {_one_line(r.answer)}",
+            f"- answered ({r.path}{': ' + r.reason if r.reason else ''}): {_one_line(r.answer)}",
         ]
+        if r.short:
+            lines.append(f"- short answer: {r.short}")
         if r.answerable:
             lines.append(f"- evidence retrieved at rank: {rank}")
         for e in r.evidence:

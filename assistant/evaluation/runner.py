@@ -37,6 +37,8 @@ from .metrics import (
     RETRIEVAL_K,
     EvalRun,
     QuestionResult,
+    answer_body,
+    short_answer_scores,
     build_report,
     citation_scores,
     first_hit_rank,
@@ -47,12 +49,12 @@ from .metrics import (
 __all__ = ["default_out_dir", "evaluate", "evaluate_question", "run_evaluation"]
 
 
-def evaluate_question(asst: Any, q: EvalQuestion, *, k: int | None = None, doc_text: Callable[[str], str] | None = None
-                      ) -> QuestionResult:
-    """Ask ``q`` of ``asst``: ``answer(q, k)`` (timed) for the answer metrics, then ``retrieve(q, k=10)`` (its query
-    embedding comes from the embedder's cache) for the retrieval metrics."""
+def evaluate_question(asst: Any, q: EvalQuestion, *, k: int | None = None, doc_text: Callable[[str], str] | None = None,
+                      backend: Any = None) -> QuestionResult:
+    """Ask ``q`` of ``asst``: ``answer(q, k, backend)`` (timed) for the answer metrics, then ``retrieve(q, k=10)``
+    (its query embedding comes from the embedder's cache) for the retrieval metrics."""
     t0 = time.perf_counter()
-    ans = asst.answer(q.question, k=k)
+    ans = asst.answer(q.question, k=k, backend=backend)
     latency_ms = (time.perf_counter() - t0) * 1000.0
     hits = asst.retrieve(q.question, k=RETRIEVAL_K)
     rank = first_hit_rank(hits, q.evidence) if q.evidence else None
@@ -62,6 +64,10 @@ def evaluate_question(asst: Any, q: EvalQuestion, *, k: int | None = None, doc_t
     hit: bool | None = None
     if q.answerable and q.evidence and not ans.refused:
         precision, hit = citation_scores(ans.citations, q.evidence)
+    short = ans.short.text if ans.short is not None else None
+    em = f1 = None
+    if q.answerable:
+        em, f1 = (0.0, 0.0) if ans.refused else short_answer_scores(short or answer_body(ans.text), q.answers)
     evidence = []
     for e in q.evidence:
         rec = {"doc": e.doc, "start": e.start, "end": e.end}
@@ -77,7 +83,8 @@ def evaluate_question(asst: Any, q: EvalQuestion, *, k: int | None = None, doc_t
             for c in ans.citations
         ],
         retrieval_rank=rank, matched_form=matched, correct=correct, citation_precision=precision,
-        citation_hit=hit, latency_ms=round(latency_ms, 2), type=q.type,
+        citation_hit=hit, latency_ms=round(latency_ms, 2), type=q.type, short=short, answer_em=em, answer_f1=f1,
+        path=ans.path, reason=ans.reason,
     )
 
 
@@ -122,6 +129,8 @@ def run_evaluation(
     pairs: str | Sequence[str] | None = None,
     limit: int | None = None,
     seed: int = 13,
+    split: str | None = None,
+    split_file: str | Path | None = None,
     threads: int | None = None,
     embedder: str | None = None,
     settings: Any = None,
@@ -129,8 +138,10 @@ def run_evaluation(
     on_warning: Callable[[str], None] | None = None,
     command: str | None = None,
     plot: bool = True,
+    backend: Any = None,
 ) -> EvalRun:
-    """Run an evaluation; see ``evaluate`` (this also returns the per-question results)."""
+    """Run an evaluation; see ``evaluate`` (this also returns the per-question results). ``backend``: what answers
+    (a spec or an ``Answerer``; default: the settings' backend)."""
     if questions is not None and dataset is not None:
         raise EvalError("give either a questions file or --dataset, not both")
     if questions is not None and Path(questions).is_dir():
@@ -155,7 +166,8 @@ def run_evaluation(
         name = root.resolve().name
         collection = load_collection(root)
         chosen = parse_pairs(pairs, collection.pairs)
-        qs = select_questions(collection.questions, pairs=chosen, limit=limit, seed=seed)
+        qs = select_questions(collection.questions, pairs=chosen, limit=limit, seed=seed, split=split,
+                              split_file=split_file)
         # one collection per document language: <index>/<lang>, or <collection>_<lang> in a database
         base = str(index) if index is not None else str(_dataset_index_root(
             settings, root, canonical_embedder_name(settings.embedding.embedder)))
@@ -176,6 +188,8 @@ def run_evaluation(
             index_dirs[lang] = asst.location
         source = str(root)
     else:
+        if split:
+            raise EvalError("--split selects articles of a --dataset collection; a questions file has none")
         qfile = Path(questions) if questions is not None else _default_questions_file()
         name = qfile.stem
         all_qs = load_seed_questions(qfile)
@@ -206,7 +220,7 @@ def run_evaluation(
         progress("questions", 0, len(qs))
     for i, q in enumerate(qs, 1):
         asst = assistants[q.doc_lang]
-        results.append(evaluate_question(asst, q, k=k, doc_text=asst.document_text))
+        results.append(evaluate_question(asst, q, k=k, doc_text=asst.document_text, backend=backend))
         if progress:
             progress("questions", i, len(qs))
     questions_s = time.perf_counter() - t_questions
@@ -216,7 +230,9 @@ def run_evaluation(
         "command": command or _api_command(questions, dataset, index, k, pairs, limit),
         "dataset": source,
         "limit": limit,
-        "sample": (f"{limit} question(s) per pair, drawn with seed {seed}" if limit else "all questions"),
+        "sample": (f"{limit} question(s) per pair, drawn with seed {seed}" if limit else "all questions")
+        + (f", articles of split {split!r}" if split else ""),
+        "split": split,
         "pairs": sort_pairs({q.pair for q in qs}),
         "embedder": first.embedder_name,
         "k": k or settings.retrieval.k,
@@ -252,6 +268,7 @@ def evaluate(
     pairs: str | Sequence[str] | None = None,
     limit: int | None = None,
     seed: int = 13,
+    split: str | None = None,
     threads: int | None = None,
     embedder: str | None = None,
     progress: ProgressFn | None = None,
@@ -265,6 +282,8 @@ def evaluate(
       folder under the assistant's cache dir, reused and updated incrementally; a database URL as ``index``: the
       collections ``<collection>_<lang>`` of that database) and a question whose documents are in language L is
       asked of the index of language L;
+    * ``split``: only the questions of that half of the recorded split (``eval/xquad_split.json``: ``train`` and
+      ``test``; a dataset whose rows carry a ``split`` field uses it);
     * ``limit``: a fixed sample of that many questions per pair (seeded, the same every run); ``k``: passages given
       to ``answer()``; retrieval metrics always use ``retrieve(q, k=10)``;
     * ``out``: when given, ``report.json``, ``report.md``, ``pairs.png``, ``failures.jsonl`` and ``results.jsonl``
@@ -273,7 +292,7 @@ def evaluate(
     Raises ``EvalError`` (an ``AssistantError``) with a one-line message for bad input.
     """
     return run_evaluation(
-        questions, dataset=dataset, index=index, out=out, k=k, pairs=pairs, limit=limit, seed=seed,
+        questions, dataset=dataset, index=index, out=out, k=k, pairs=pairs, limit=limit, seed=seed, split=split,
         threads=threads, embedder=embedder, progress=progress,
     ).report
 

@@ -94,22 +94,45 @@ def _render_runs(text: str, turn: int | None, known: set[int]) -> str:
 
 
 def answer_html(text: str, language: str, citations: Sequence[Citation] = (), turn: int | None = None,
-                notice: str | None = None) -> str:
-    """An answer (complete or partial) as chat HTML: direction of its language, cited sentences isolated with their
-    own direction (``dir="auto"``) so Arabic quoted in an English answer (and the reverse) reads correctly."""
+                notice: str | None = None, short: Any = None) -> str:
+    """An answer (complete or partial) as chat HTML. Each paragraph (separated by a blank line) is a block with its
+    own direction, so an Arabic quote under an English lead (and the reverse) never shares a line with the other
+    direction; cited sentences inside a paragraph are isolated with ``dir="auto"``; the short answer is marked
+    inside its quote."""
     known = {c.n for c in citations}
-    parts: list[str] = []
-    pos = 0
-    for s, e in _quote_spans(text, citations):
-        parts.append(_render_runs(text[pos:s], turn, known))
-        parts.append(f'<span class="quote" dir="auto">{escape_text(text[s:e])}</span>')
-        pos = e
-    parts.append(_render_runs(text[pos:], turn, known))
-    body = "".join(parts)
+    blocks: list[str] = []
+    for para in re.split(r"\n[ \t]*\n", text.strip()) if text.strip() else [text]:
+        direction = _dir(detect_language(para, default=language))
+        quote = para[:1] in "«“\"" and len(para) > 1
+        if quote:
+            inner = _mark_short(para, short)
+            cls = "para quote-block"
+        else:
+            parts: list[str] = []
+            pos = 0
+            for s, e in _quote_spans(para, citations):
+                parts.append(_render_runs(para[pos:s], turn, known))
+                parts.append(f'<span class="quote" dir="auto">{escape_text(para[s:e])}</span>')
+                pos = e
+            parts.append(_render_runs(para[pos:], turn, known))
+            inner = "".join(parts)
+            cls = "para short-line" if short is not None and not blocks else "para"
+        blocks.append(f'<div class="{cls}" dir="{direction}">{inner}</div>')
+    body = "".join(blocks)
     if notice:
-        body += f'<br><small class="notice">{escape_text(notice)}</small>'
+        body += f'<small class="notice" dir="auto">{escape_text(notice)}</small>'
     lang = "ar" if language == "ar" else "en"
     return f'<div class="msg" dir="{_dir(language)}" lang="{lang}">{body}</div>'
+
+
+def _mark_short(quote: str, short: Any) -> str:
+    """The quote with the short answer marked (its first occurrence), everything escaped."""
+    text = getattr(short, "text", None)
+    i = quote.find(text) if text else -1
+    if i < 0:
+        return escape_text(quote)
+    return (escape_text(quote[:i]) + f'<mark class="short">{escape_text(text)}</mark>'
+            + escape_text(quote[i + len(text):]))
 
 
 def question_html(question: str) -> str:
@@ -128,8 +151,9 @@ def _chunk_bounds(c: Citation, text_len: int) -> tuple[int, int]:
     return lo, hi
 
 
-def citation_html(c: Citation, document_text: str | None, turn: int) -> str:
-    """One numbered source: the document name and the chunk it came from, the cited span marked."""
+def citation_html(c: Citation, document_text: str | None, turn: int, short: Any = None) -> str:
+    """One numbered source: the document name and the chunk it came from, the cited span marked, and the short
+    answer (a ``ShortAnswer`` of this citation, or its dict) marked inside it."""
     head = (
         f'<div class="src-head"><span class="src-n">&#91;{c.n}&#93;</span> '
         f'<span class="src-doc" dir="auto">{escape_html(c.doc)}</span> '
@@ -141,7 +165,7 @@ def citation_html(c: Citation, document_text: str | None, turn: int) -> str:
         lead = "&#8230;" if document_text[:lo].strip() else ""
         trail = "&#8230;" if document_text[hi:].strip() else ""
         chunk = document_text[lo:hi]
-        body = f"{lead}{escape_html(before)}<mark>{escape_html(span)}</mark>{escape_html(after)}{trail}"
+        body = f"{lead}{escape_html(before)}<mark>{_short_inside(c, span, short)}</mark>{escape_html(after)}{trail}"
     else:  # the document changed since the answer: show the cited text alone
         chunk = c.text
         body = f"<mark>{escape_html(c.text)}</mark>"
@@ -150,6 +174,18 @@ def citation_html(c: Citation, document_text: str | None, turn: int) -> str:
         f'<div class="src" id="{anchor_id(turn, c.n)}">{head}'
         f'<div class="src-text" dir="{_dir(language)}" lang="{language}">{body}</div></div>'
     )
+
+
+def _short_inside(c: Citation, span: str, short: Any) -> str:
+    """The cited span, escaped, with the short answer marked when it lies inside it."""
+    if isinstance(short, dict):
+        a, b, n = short.get("start"), short.get("end"), short.get("n")
+    else:
+        a, b, n = getattr(short, "start", None), getattr(short, "end", None), getattr(short, "n", None)
+    if short is None or n != c.n or not (isinstance(a, int) and isinstance(b, int)) or not c.start <= a < b <= c.end:
+        return escape_html(span)
+    a, b = a - c.start, b - c.start
+    return f'{escape_html(span[:a])}<mark class="short">{escape_html(span[a:b])}</mark>{escape_html(span[b:])}'
 
 
 def sources_html(turns: Sequence[dict], text_of: Callable[[str], str | None]) -> str:
@@ -167,7 +203,8 @@ def sources_html(turns: Sequence[dict], text_of: Callable[[str], str | None]) ->
         elif not answer["citations"]:
             items = '<div class="src-none">No sources cited. &#8212; لا مصادر.</div>'
         else:
-            items = "".join(citation_html(Citation(**c), text_of(c["doc"]), idx) for c in answer["citations"])
+            items = "".join(citation_html(Citation(**c), text_of(c["doc"]), idx, answer.get("short"))
+                            for c in answer["citations"])
         is_open = " open" if idx == turns[-1]["turn"] else ""
         blocks.append(
             f'<details class="turn" id="turn-{idx}"{is_open}><summary dir="{qdir}">{q}</summary>{items}</details>'

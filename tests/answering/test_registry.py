@@ -72,9 +72,15 @@ def test_a_registered_backend_is_offered_by_the_web_settings(echo, index, embedd
 
     asst = Assistant(index_dir=index, sources=[], embedder=embedder)
     assert backend_choices(asst) == ["extractive", "echo"]
-    config = build_app(asst, uploads_dir=index.parent / "uploads").config
-    dropdown = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "backend")
-    assert [c[0] for c in dropdown["props"]["choices"]] == ["extractive", "echo"]
+
+    def offered(a: Assistant) -> list[str]:
+        config = build_app(a, uploads_dir=index.parent / "uploads").config
+        dropdown = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "backend")
+        return [c[0] for c in dropdown["props"]["choices"]]
+
+    assert offered(asst) == ["extractive"]  # the page offers what the operator allows (ASSISTANT_WEB_BACKENDS)
+    assert offered(Assistant(index_dir=index, sources=[], embedder=embedder,
+                             web_backends=("extractive", "echo"))) == ["extractive", "echo"]
     partials, final = stream_answer(asst, "Who attacked?", backend="echo")
     assert list(partials)[-1] == "ECHO Who attacked? [1]" and final().backend == "echo"
 

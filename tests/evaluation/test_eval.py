@@ -88,8 +88,8 @@ def test_short_forms_match_whole_tokens_only():
 
 
 def test_markers_and_the_cross_lingual_lead_are_not_matched():
-    text = "The documents (in Arabic) say: ثم هاجمت 241 من هذه الحسابات [1] وأضاف [2]"
-    assert answer_body(text).strip().startswith("ثم هاجمت")
+    text = "From the Arabic documents: 241 [1]\n\n«ثم هاجمت 241 من هذه الحسابات» [1] وأضاف [2]"
+    assert answer_body(text).strip().startswith("241")
     assert matching_form(text, ["1", "2", "Arabic", "documents"]) is None
     assert matching_form(text, ["241"]) == "241"
 
@@ -132,17 +132,33 @@ def test_aggregate_and_percentile():
     assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile(list(range(101)), 95) == 95
     mk = lambda **kw: SimpleNamespace(**{  # noqa: E731
         "answerable": True, "has_evidence": True, "retrieval_rank": 1, "refused": False, "correct": True,
-        "citation_precision": 1.0, "citation_hit": True, "latency_ms": 10.0, **kw})
-    rs = [mk(), mk(retrieval_rank=2, correct=False, citation_precision=0.5), mk(retrieval_rank=None, refused=True,
-          correct=False, citation_precision=None, citation_hit=None), mk(retrieval_rank=7, latency_ms=30.0)]
+        "citation_precision": 1.0, "citation_hit": True, "latency_ms": 10.0, "answer_em": 1.0, "answer_f1": 1.0,
+        **kw})
+    rs = [mk(), mk(retrieval_rank=2, correct=False, citation_precision=0.5, answer_em=0.0, answer_f1=0.5),
+          mk(retrieval_rank=None, refused=True, correct=False, citation_precision=None, citation_hit=None,
+             answer_em=0.0, answer_f1=0.0), mk(retrieval_rank=7, latency_ms=30.0)]
     m = aggregate(rs)
     assert set(METRICS) <= set(m)
     assert m["hit@1"] == 0.25 and m["hit@5"] == 0.5 and m["mrr@10"] == round((1 + 0.5 + 0 + 1 / 7) / 4, 4)
     assert m["answer_accuracy"] == 0.5 and m["false_refusal_rate"] == 0.25
     assert m["citation_precision"] == round(2.5 / 3, 4) and m["citation_recall"] == 1.0
     assert m["refusal_accuracy"] is None and m["n"] == 4 and m["latency_p50_ms"] == 10.0
-    m = aggregate([*rs, mk(answerable=False, has_evidence=False, refused=True, correct=True, retrieval_rank=None)])
+    assert m["answer_em"] == 0.5 and m["answer_f1"] == 0.625
+    m = aggregate([*rs, mk(answerable=False, has_evidence=False, refused=True, correct=True, retrieval_rank=None,
+                           answer_em=None, answer_f1=None)])
     assert m["refusal_accuracy"] == 1.0 and m["hit@1"] == 0.25
+
+
+def test_short_answer_exact_match_and_f1_squad_style():
+    from assistant.evaluation.metrics import short_answer_scores, squad_tokens
+
+    assert squad_tokens("The Denver Broncos!") == ["denver", "broncos"]
+    assert squad_tokens("الفسفور، إيرانية") == ["فسفور", "ايرانيه"]  # ال off, letter forms folded, punctuation gone
+    assert short_answer_scores("Denver Broncos", ["Denver Broncos", "Broncos"]) == (1.0, 1.0)
+    em, f1 = short_answer_scores("the Broncos of Denver", ["Denver Broncos"])
+    assert em == 0.0 and f1 == pytest.approx(2 * 2 / (3 + 2))
+    assert short_answer_scores("٤ حسابات", ["4 حسابات"]) == (1.0, 1.0)
+    assert short_answer_scores("nothing alike", ["Denver"]) == (0.0, 0.0)
 
 
 # -- bad input ---------------------------------------------------------------------------------------------------
@@ -199,7 +215,7 @@ def seed_run(tmp_path_factory):
 def test_seed_report_files(seed_run):
     out, printed = seed_run
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert set(report) == {"overall", "by_pair", "meta"} and list(report["by_pair"]) == ["ar-ar", "en-ar"]
+    assert set(report) == {"overall", "by_pair", "by_path", "meta"} and list(report["by_pair"]) == ["ar-ar", "en-ar"]
     for group in [report["overall"], *report["by_pair"].values()]:
         assert set(METRICS) <= set(group)
     questions = load_seed_questions(SEED_QUESTIONS)

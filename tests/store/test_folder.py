@@ -61,7 +61,7 @@ def _generation(path: Path) -> Path:
     return path / (path / "CURRENT").read_text().strip()
 
 
-FILES = ["bm25", "meta.json", "sentence_spans.npy", "sentences.npy", "vectors.faiss"]
+FILES = ["COMPLETE", "bm25", "meta.json", "sentence_spans.npy", "sentences.npy", "vectors.faiss"]
 
 
 def test_a_folder_path_opens_the_folder_store_and_it_implements_the_protocols(tmp_path):
@@ -121,17 +121,17 @@ def test_a_crash_during_a_write_leaves_the_previous_index(tmp_path, monkeypatch)
         raise OSError("disk full")
 
     monkeypatch.setattr(folder_module.json, "dump", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StoreError, match="disk full; the collection is unchanged"):
         _write(tmp_path, _document(5))
     monkeypatch.undo()
     assert (tmp_path / "CURRENT").read_text() == before
     assert len(FolderStore(tmp_path).reader()) == 3
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
 
-    # the next successful write replaces it and cleans up the old generation
+    # the next successful write replaces it; the previous generation stays for readers until the next write
     _write(tmp_path, _document(5))
     assert len(FolderStore(tmp_path).reader()) == 5
-    assert len([p for p in tmp_path.iterdir() if p.name.startswith("gen-")]) == 1
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("gen-")]) == 2
 
 
 def test_leaving_the_writer_without_commit_writes_nothing(tmp_path):
@@ -379,3 +379,146 @@ def test_users_are_kept_beside_the_collection_readable_by_the_owner_only(tmp_pat
     (tmp_path / "idx" / "users.json").write_text("[]", encoding="utf-8")
     with pytest.raises(StoreError, match="damaged"):
         users.list()
+
+
+# -- no lost writes, no half-read generations, a damaged CURRENT repaired ------------------------------------------
+def _gens(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.name.startswith("gen-"))
+
+
+def test_superseded_generations_go_after_the_grace_period_the_previous_one_stays(tmp_path):
+    keep = StoreSettings(generation_grace_s=3600)
+    for n in (3, 4, 5):
+        _write(tmp_path, _document(n), settings=keep)
+    assert _gens(tmp_path) == ["gen-000001", "gen-000002", "gen-000003"]  # within the grace period: all kept
+    _write(tmp_path, _document(6), settings=StoreSettings(generation_grace_s=0))
+    assert _gens(tmp_path) == ["gen-000003", "gen-000004"]  # the live one and the one before it
+
+
+def test_a_generation_being_read_is_not_deleted(tmp_path):
+    import fcntl
+    import os
+
+    _write(tmp_path, _document(3))
+    _write(tmp_path, _document(4))
+    fd = os.open(tmp_path / "gen-000001", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # what a reader holds while it loads a generation
+    try:
+        _write(tmp_path, _document(5), settings=StoreSettings(generation_grace_s=0))
+        assert "gen-000001" in _gens(tmp_path)
+    finally:
+        os.close(fd)
+    _write(tmp_path, _document(6), settings=StoreSettings(generation_grace_s=0))
+    assert _gens(tmp_path) == ["gen-000003", "gen-000004"]
+
+
+def test_a_reader_that_loses_a_race_reads_the_new_generation(tmp_path, monkeypatch):
+    store = _write(tmp_path, _document(3))
+    stale = FolderStore(tmp_path)
+    real = FolderStore._load
+    raced = []
+
+    def load_after_a_writer_switched(self, name):
+        if not raced:  # the generation named a moment ago is replaced and deleted before it is opened
+            raced.append(name)
+            _write(tmp_path, _document(5))
+            _write(tmp_path, _document(6), settings=StoreSettings(generation_grace_s=0))
+            assert not (tmp_path / name).exists()
+        return real(self, name)
+
+    monkeypatch.setattr(FolderStore, "_load", load_after_a_writer_switched)
+    assert len(stale.reader()) == 6 and raced == ["gen-000001"]
+    assert len(store.reader()) == 6
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda p: (p / "CURRENT").unlink(), "is missing"),
+    (lambda p: (p / "CURRENT").write_text(""), "is damaged"),
+    (lambda p: (p / "CURRENT").write_bytes(b"\xff\xfe\x00gen"), "is damaged (not text)"),
+    (lambda p: (p / "CURRENT").write_text("gen-000009\n"), "names gen-000009, which is missing"),
+    (lambda p: (p / "CURRENT").write_text("../../etc\n"), "is damaged"),
+])
+def test_a_damaged_or_missing_current_is_repaired_from_the_newest_complete_generation(tmp_path, damage, why):
+    _write(tmp_path, _document(3), settings=StoreSettings(generation_grace_s=3600))
+    _write(tmp_path, _document(4, doc="b.txt"), rebuild=False, settings=StoreSettings(generation_grace_s=3600))
+    (tmp_path / ".tmp-gen-crashed").mkdir()  # a writer that died before finishing
+    (tmp_path / "gen-000007").mkdir()  # an incomplete folder is never picked
+    damage(tmp_path)
+    store = FolderStore(tmp_path)
+    reader = store.reader()
+    assert sorted(reader.documents()) == [SEED, "b.txt"] and reader.name == "gen-000002"
+    assert (tmp_path / "CURRENT").read_text().strip() == "gen-000002"
+    assert len(store.notices) == 1 and why in store.notices[0] and "repaired" in store.notices[0]
+    assert "nothing was deleted" in store.notices[0]
+    assert _gens(tmp_path) == ["gen-000001", "gen-000002", "gen-000007"]
+
+
+def test_without_any_complete_generation_the_damage_is_an_error(tmp_path):
+    (tmp_path / "gen-000001").mkdir()
+    (tmp_path / "CURRENT").write_text("gen-000001\n")
+    with pytest.raises(StoreError, match="no complete generation to repair it from; rebuild"):
+        FolderStore(tmp_path).reader()
+
+
+@pytest.mark.parametrize("edit, what", [
+    (lambda m: [], "no manifest"),
+    (lambda m: {**m, "manifest": None}, "no manifest"),
+    (lambda m: {**m, "manifest": {k: v for k, v in m["manifest"].items() if k != "embedder"}},
+     "embedder is not recorded"),
+    (lambda m: {**m, "documents": [{k: v for k, v in m["documents"][0].items() if k != "sha256"}]},
+     "document 0 has no 'sha256'"),
+    (lambda m: {**m, "documents": [{**m["documents"][0], "n_chunks": "3"}]}, "wrong type"),
+    (lambda m: {**m, "chunks": [[SEED, 0, 10 ** 9, "ar"]] + m["chunks"][1:]}, "chunk 0 is not a span"),
+    (lambda m: {**m, "chunks": [["other.txt", 0, 5, "ar"]] + m["chunks"][1:]}, "chunk 0 is not a span"),
+    (lambda m: {**m, "chunks": None}, "no list of documents or of chunks"),
+])
+def test_a_damaged_meta_json_is_a_one_line_error(tmp_path, edit, what):
+    _write(tmp_path, _document(3))
+    path = _generation(tmp_path) / "meta.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
+    with pytest.raises(StoreError, match=f"meta.json is damaged \\(.*{what}.*rebuild") as e:
+        FolderStore(tmp_path).reader()
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_bm25_parameters_are_a_clear_error(tmp_path):
+    _write(tmp_path, _document(3))
+    params = _generation(tmp_path) / "bm25" / "params.index.json"
+    data = json.loads(params.read_text(encoding="utf-8"))
+    params.write_text(json.dumps({**data, "surprise": 1}), encoding="utf-8")
+    with pytest.raises(StoreError, match="cannot read the keyword index"):
+        FolderStore(tmp_path).reader()
+
+
+def test_a_second_writer_waits_or_fails_at_once(tmp_path):
+    import threading
+
+    from assistant.errors import StoreBusyError
+
+    store = _write(tmp_path, _document(3))
+    messages: list[str] = []
+    first = store.writer(embedder=EMBEDDER, chunking=CHUNKING, sentence_vectors=True)
+    first.__enter__()
+    try:
+        with pytest.raises(StoreBusyError, match="another process is writing"):
+            with store.writer(embedder=EMBEDDER, chunking=CHUNKING, sentence_vectors=True, wait=False):
+                pass
+        done = threading.Event()
+
+        def second():
+            with FolderStore(tmp_path).writer(embedder=EMBEDDER, chunking=CHUNKING, sentence_vectors=True,
+                                              on_wait=messages.append) as w:
+                w.put(_document(2, doc="second.txt"))
+                w.commit()
+            done.set()
+
+        t = threading.Thread(target=second)
+        t.start()
+        assert not done.wait(1.0)  # waiting for the first writer
+        first.put(_document(2, doc="first.txt"))
+        first.commit()
+    finally:
+        first.__exit__(None, None, None)
+    t.join(30)
+    assert done.is_set() and messages and "waiting for it to finish" in messages[0]
+    assert sorted(FolderStore(tmp_path).reader().documents()) == [SEED, "first.txt", "second.txt"]  # nothing lost

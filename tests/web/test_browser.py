@@ -322,3 +322,97 @@ def test_settings_tab_offers_k_and_backend(page):
     assert page.locator("#backend").is_visible()
     backend = page.locator("#backend input")
     assert backend.input_value() == "extractive"
+
+
+# -- sign-in -------------------------------------------------------------------------------------------------------
+
+ADMIN_PW = "admin password 1"
+READER_PW = "reader password 1"
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory, embedder):
+    """A server whose collection has users: alice (admin) and bob (reader); two backends allowed."""
+    from assistant.store import UserRecord
+    from assistant.web import build_app, launch
+    from assistant.web.auth import Passwords
+
+    root = tmp_path_factory.mktemp("web-signed")
+    asst = Assistant(index_dir=root / "index", sources=[SEEDS], embedder=embedder, threads=1,
+                     web_backends=("extractive", "openai:test-model"), auth_hash_time_cost=1,
+                     auth_hash_memory_kib=8192, auth_hash_parallelism=1)
+    asst.ingest()
+    passwords = Passwords(asst.settings.auth)
+    asst.store.users().put(UserRecord("alice", passwords.hash(ADMIN_PW), admin=True))
+    asst.store.users().put(UserRecord("bob", passwords.hash(READER_PW)))
+    app = build_app(asst, uploads_dir=root / "uploads")
+    port = _free_port()
+    launch(app, "127.0.0.1", port, block=False, quiet=True)
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", assistant=asst, uploads=root / "uploads")
+    finally:
+        app.close()
+
+
+def _signed_in_page(browser, url: str, name: str, password: str):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url)
+    pg.fill("input[type=text]", name)
+    pg.fill("input[type=password]", password)
+    pg.get_by_role("button", name="Login").click()
+    pg.wait_for_selector("#question textarea")
+    pg.wait_for_selector(f"#who :text('{name}')")
+    return ctx, pg
+
+
+def test_sign_in_is_required_and_a_wrong_password_is_refused(browser, signed):
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(signed.url)
+    pg.wait_for_selector("input[type=password]")
+    assert pg.locator("#question").count() == 0
+    pg.fill("input[type=text]", "bob")
+    pg.fill("input[type=password]", "not his password")
+    pg.get_by_role("button", name="Login").click()
+    pg.wait_for_timeout(1500)
+    assert pg.locator("#question").count() == 0 and pg.locator("input[type=password]").count() == 1
+    ctx.close()
+
+
+def test_a_reader_asks_but_cannot_upload_or_change_the_backend(browser, signed):
+    ctx, pg = _signed_in_page(browser, signed.url, "bob", READER_PW)
+    assert "(reader)" in pg.locator("#who").inner_text()
+    _ask(pg, "How many accounts were compromised?", 1)
+    assert "4" in _last_answer(pg).text_content()
+    pg.get_by_role("tab", name="Documents").click()
+    pg.wait_for_selector("#index-status")
+    assert "1 document" in pg.locator("#index-status").inner_text()
+    assert not pg.locator("#upload").is_visible() and not pg.locator("#add-btn").is_visible()
+    assert not pg.locator("#delete-btn").is_visible()
+    pg.get_by_role("tab", name="Settings").click()
+    backend = pg.locator("#backend input")
+    assert backend.input_value() == "extractive" and backend.is_disabled()
+    _shot(pg, "web-reader.png")
+    ctx.close()
+
+
+def test_an_admin_uploads_and_may_choose_the_backend(browser, signed, tmp_path):
+    ctx, pg = _signed_in_page(browser, signed.url, "alice", ADMIN_PW)
+    assert "(admin)" in pg.locator("#who").inner_text()
+    doc = tmp_path / "veloria bridge.txt"
+    doc.write_text(NEW_DOC, encoding="utf-8")
+    msg = _upload(pg, doc)
+    assert "saved as veloria_bridge.txt" in msg and "1 added" in msg
+    _ask(pg, "How long is the Veloria Bridge?", 1)
+    assert "1,240 metres" in _last_answer(pg).text_content()
+    pg.get_by_role("tab", name="Settings").click()
+    backend = pg.locator("#backend input")
+    assert backend.is_enabled()
+    backend.click()
+    pg.get_by_role("option", name="openai:test-model").click()
+    assert backend.input_value() == "openai:test-model"
+    _shot(pg, "web-admin.png")
+    ctx.close()

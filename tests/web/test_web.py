@@ -160,8 +160,14 @@ def test_answer_html_direction_markers_and_quotes():
     assert ar.startswith('<div class="msg" dir="rtl" lang="ar">')
     assert '<a class="cite" href="#src-3-1"' in ar
     assert '<span class="quote" dir="auto">' in ar
-    en = render.answer_html("The documents (in Arabic) say: تم اختراق 4 حسابات [1]", "en", [c], turn=3)
-    assert 'dir="ltr"' in en and 'href="#src-3-1"' in en
+    from assistant.types import ShortAnswer
+
+    short = ShortAnswer(1, "doc.txt", 20, 28, "4 حسابات")
+    en = render.answer_html("From the Arabic documents: 4 [1]\n\n4 حسابات\n\n«تم اختراق 4 حسابات»", "en", [c],
+                            turn=3, short=short)
+    blocks = re.findall(r'<div class="(para[^"]*)" dir="(\w+)">', en)
+    assert blocks == [("para short-line", "ltr"), ("para", "rtl"), ("para quote-block", "rtl")]
+    assert 'href="#src-3-1"' in en and '<mark class="short">4 حسابات</mark>' in en
     # while streaming: a marker of an unknown citation stays text, a partial quote is still isolated
     partial = render.answer_html("تم اختراق", "ar", [c], turn=3)
     assert '<span class="quote" dir="auto">تم اختراق</span>' in partial

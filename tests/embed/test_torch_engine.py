@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.e5_convert import MARKER_FILE, default_folder_name, materialise_e5
+from assistant.embed.e5_convert import MARKER_FILE, default_folder_name, materialise_e5
 from assistant.embed import DEFAULT_EMBEDDER, Embedder, EmbedderError, load_embedder
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "seeds" / "000_45282938db36e51f.txt"
 
 ENGLISH = [
@@ -188,7 +188,7 @@ def test_small_work_runs_on_one_thread_in_small_batches_with_the_same_vectors(em
     of SMALL_WORK_BATCH (little padding); the thread count is restored, and the vectors do not change."""
     import torch
 
-    from assistant import embed as mod
+    from assistant.embed import torch_engine as mod
 
     before = torch.get_num_threads()
     seen: list[tuple[int, int]] = []

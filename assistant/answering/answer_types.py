@@ -1,0 +1,114 @@
+"""What a question asks for, in Arabic and English, and whether a piece of evidence holds that kind of thing.
+
+``question_type(question)`` reads the question words: a number ("how many", كم), an amount of money ("how much did
+it cost", كم بلغت تكلفة), a date ("when", "what year", متى، في أي عام), a person ("who", من هو), an organisation
+("which company", أي شركة), a place ("where", أين، في أي مدينة), yes/no ("did ...", هل), a definition ("what is X",
+ما هو), or ``other``. ``holds_type(kind, text)`` tells whether a span can be such an answer: a number needs digits
+or a number word, a date a year, month or day, an amount a number with a currency (or million, billion...), a
+person or a place or an organisation a name (a capitalised word in English, any word in Arabic, where names carry no
+mark), yes/no and definitions anything.
+
+``key_terms(question)`` are the question's content words (normalised, lightly stemmed by ``normalize.tokenize``)
+that the evidence should share when question and evidence are in the same language.
+"""
+from __future__ import annotations
+
+import re
+
+from ..normalize import detect_language, normalize, tokenize
+
+__all__ = ["QUESTION_TYPES", "holds_type", "key_terms", "question_type"]
+
+QUESTION_TYPES = ("number", "amount", "date", "person", "organisation", "place", "yes/no", "definition", "other")
+
+_EN = [
+    ("amount", r"\bhow much (?:money|did .{0,40}\b(?:cost|pay|spend|earn|raise|lose)|does .{0,40}\bcost|was .{0,40}"
+               r"\b(?:cost|price|worth|fine))|\bwhat (?:was|is) the (?:cost|price|fine|value|budget|amount)\b"
+               r"|\bhow much\b.{0,30}\b(?:cost|worth|dollars|euros|pounds)\b"),
+    ("number", r"\bhow (?:many|much|long|old|far|big|large|tall|high|often)\b|\bwhat (?:percentage|proportion|number)"
+               r"\b|\bnumber of\b"),
+    ("date", r"\bwhen\b|\bwhat (?:year|date|day|month|time|century|decade)\b|\bwhich (?:year|date|day|month|century|"
+             r"decade)\b|\bin what (?:year|month)\b|\bsince when\b"),
+    ("person", r"\bwho(?:m|se)?\b|\bwhich (?:person|man|woman|official|president|minister|leader|vice president|"
+               r"director|player|scientist|author|king|queen|emperor)\b|\bwhat is (?:the )?name of the (?:person|man|"
+               r"woman|official|president|leader|director|candidate)\b"),
+    ("organisation", r"\bwhich (?:company|organi[sz]ation|agency|group|party|team|firm|university|institution|"
+                     r"newspaper|network|body|committee|government|country's)\b|\bwhat (?:company|organi[sz]ation|"
+                     r"agency|group|party|team)\b"),
+    ("place", r"\bwhere\b|\bin which (?:city|country|state|region|place|town|continent)\b|\bwhich (?:city|country|"
+              r"state|region|town|continent|river|island)\b|\bwhat (?:city|country|state|region|town|continent)\b"),
+    ("yes/no", r"^(?:is|are|was|were|did|does|do|has|have|had|can|could|will|would|should)\b"),
+    ("definition", r"^(?:what|who) (?:is|are|was|were) (?:a |an |the )?[\w'’ -]{1,40}\??$|\bwhat does .{1,40} mean\b"
+                   r"|\bdefine\b"),
+]
+_AR = [
+    ("amount", r"(?:كم|ما) (?:بلغت|كانت|هي|تبلغ|كلف|كلفت|تكلف)?\s*(?:ال)?(?:تكلفة|تكلفه|كلفة|كلفه|قيمة|قيمه|ثمن|"
+               r"سعر|غرامة|غرامه|ميزانية|ميزانيه|مبلغ)|كم (?:دفع|دفعت|أنفق|انفق|خسر|خسرت)"),
+    ("date", r"(?:^|\s)(?:متى|منذ متى)(?:\s|$|؟)|(?:في )?(?:أي|اي) (?:عام|سنة|سنه|يوم|شهر|تاريخ|قرن|عقد)"
+             r"|(?:ما|ما هو|ما هي) (?:تاريخ|عام|سنة|سنه)"),
+    ("number", r"(?:^|\s)(?:كم|وكم)(?:\s|$)|(?:ما|ما هو|ما هي) (?:عدد|نسبة|نسبه)|عدد"),
+    ("person", r"(?:^|\s)(?:من|ومن)\s+(?:هو|هي|هم|كان|كانت|الذي|التي|يكون|يدير|كتب|قال|أعلن|اعلن)?"
+               r"|(?:ما|ما هو) اسم (?:ال)?(?:مرشح|رئيس|مدير|شخص|رجل|امرأة|مسؤول|مسئول|قاضي|كاتب)"
+               r"|(?:أي|اي) (?:شخص|مسؤول|مسئول|رئيس|وزير|قائد|لاعب|كاتب|ملك|نائب)"),
+    ("organisation", r"(?:أي|اي|ما|ما هي|ما هو|ما اسم) (?:ال)?(?:شركة|شركه|منظمة|منظمه|وكالة|وكاله|مجموعة|مجموعه|"
+                     r"جهة|جهه|حزب|فريق|جامعة|جامعه|مؤسسة|مؤسسه|صحيفة|صحيفه|هيئة|هيئه|حكومة|حكومه|عملاق)"),
+    ("place", r"(?:^|\s)(?:أين|اين|وأين)(?:\s|$|؟)|(?:في )?(?:أي|اي|ما) (?:مدينة|مدينه|دولة|دوله|بلد|منطقة|منطقه|"
+              r"ولاية|ولايه|قارة|قاره|نهر|جزيرة|جزيره|مكان)"),
+    ("yes/no", r"^(?:هل|أ)(?:\s)"),
+    ("definition", r"^(?:ما|من) (?:هو|هي|هم|معنى) [^؟?]{1,40}[؟?]?$|^(?:ما|ماذا) (?:يعني|تعني)"),
+]
+_EN_RE = [(k, re.compile(p, re.IGNORECASE)) for k, p in _EN]
+_AR_RE = [(k, re.compile(p)) for k, p in _AR]
+
+
+def question_type(question: str) -> str:
+    """The kind of answer ``question`` asks for: one of ``QUESTION_TYPES``."""
+    q = " ".join(question.split()).strip()
+    if detect_language(q) == "ar":
+        folded = normalize(q).replace("ى", "ي")
+        for kind, rx in _AR_RE:
+            if rx.search(q) or rx.search(folded):
+                return kind
+        return "other"
+    for kind, rx in _EN_RE:
+        if rx.search(q):
+            return kind
+    return "other"
+
+
+_DIGIT = re.compile(r"[0-9٠-٩۰-۹]")
+_NUMBER_WORD = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|million|billion|dozen|half|once|twice)\b|(?:^|\s)(?:ال|و|ب)?(?:واحد|اثن|ثلاث|اربع|أربع|خمس|ست|سبع|"
+    r"ثمان|تسع|عشر|مائة|مئة|الف|ألف|مليون|مليار|نصف|مرة|مرتين)", re.IGNORECASE)
+_MONTH = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|monday|tuesday|"
+    r"wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|century|today|yesterday)\b|"
+    r"يناير|فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|اغسطس|سبتمبر|أكتوبر|اكتوبر|نوفمبر|ديسمبر|كانون|شباط|"
+    r"آذار|اذار|نيسان|أيار|ايار|حزيران|تموز|آب|أيلول|ايلول|تشرين|الاثنين|الثلاثاء|الأربعاء|الاربعاء|الخميس|الجمعة|"
+    r"الجمعه|السبت|الأحد|الاحد|القرن|صيف|شتاء|ربيع|خريف|اليوم|أمس|امس", re.IGNORECASE)
+_CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'’.-]+")
+_CURRENCY = re.compile(
+    r"[$€£¥]|\b(?:dollars?|euros?|pounds?|yen|yuan|rupees?|francs?|marks?|cents?|usd|eur|gbp|budget|cost|worth)\b"
+    r"|دولار|يورو|جنيه|ريال|درهم|دينار|ليرة|ليره|فرنك|ين|مليون|مليار", re.IGNORECASE)
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def holds_type(kind: str, text: str) -> bool:
+    """Whether ``text`` can be an answer of ``kind`` (see the module docstring)."""
+    if kind == "number":
+        return bool(_DIGIT.search(text) or _NUMBER_WORD.search(text))
+    if kind == "amount":  # a number of money: with a currency or a magnitude word
+        return bool((_DIGIT.search(text) or _NUMBER_WORD.search(text)) and _CURRENCY.search(text))
+    if kind == "date":
+        return bool(_DIGIT.search(text) or _MONTH.search(text))
+    if kind in ("person", "organisation", "place"):
+        if detect_language(text) == "en":
+            return bool(_CAPITALISED.search(text))
+        return bool(_LETTER.search(text))
+    return bool(_LETTER.search(text) or _DIGIT.search(text))
+
+
+def key_terms(question: str) -> list[str]:
+    """The question's content words (stopwords and question words dropped, normalised, lightly stemmed)."""
+    return list(dict.fromkeys(tokenize(question)))

@@ -1,0 +1,97 @@
+"""The short answer inside a chosen sentence: the reader's span, made to hold what the question asks for.
+
+When the question asks for a number, an amount or a date, the short answer is one of the sentence's expressions of
+that kind (a number with its noun: "4 حسابات", "308 points"; a date: "12 March 2019", "عام 2013"): the only one, or,
+when there are several ("in 30 days ... 2700 attempts ... then attacked 241"), the one whose surrounding words are
+closest to the question (``context_score``: the embedding similarity of a few words around each, which works across
+languages), or else the one nearest the reader's span. Other questions take the reader's span on whole words.
+Without a reader they get no short answer (the quote alone answers). Spans are character offsets into the sentence.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+from ..normalize import STOPWORDS, normalize
+from .answer_types import holds_type
+
+__all__ = ["MAX_SHORT_CHARS", "short_span"]
+
+MAX_SHORT_CHARS = 80  # a longer span is no short answer: the quote answers alone
+_STRICT = ("number", "amount", "date")
+_NUM = r"[0-9٠-٩۰-۹]+(?:[.,٫٬][0-9٠-٩۰-۹]+)*%?"
+_MONTHS = (r"(?:january|february|march|april|may|june|july|august|september|october|november|december|يناير|"
+           r"فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|اغسطس|سبتمبر|أكتوبر|اكتوبر|نوفمبر|ديسمبر)")
+_DATE = re.compile(rf"(?:{_NUM}\s+)?{_MONTHS}(?:\s*,?\s*{_NUM})?|(?:عام|سنة|سنه|in|since)\s+{_NUM}|{_NUM}",
+                   re.IGNORECASE)
+_NUMBER = re.compile(_NUM)
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_NUMBER_WORDS = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|million|billion|dozen)\b|(?<![\w])(?:ال|و|ب)?(?:واحد|اثن\w*|ثلاث\w*|أربع\w*|اربع\w*|خمس\w*|ست\w*|"
+    r"سبع\w*|ثمان\w*|تسع\w*|عشر\w*|مائة|مئة|ألف|الف|مليون|مليار)", re.IGNORECASE)
+
+
+def _snap(text: str, a: int, b: int) -> tuple[int, int] | None:
+    """``text[a:b]`` widened to whole words and trimmed of spaces and punctuation at its ends."""
+    while a > 0 and (text[a - 1].isalnum() or text[a - 1] in "'’"):
+        a -= 1
+    while b < len(text) and (text[b].isalnum() or text[b] in "'’"):
+        b += 1
+    while a < b and not text[a].isalnum():
+        a += 1
+    while b > a and not text[b - 1].isalnum() and text[b - 1] not in "%)":
+        b -= 1
+    return (a, b) if a < b else None
+
+
+def _expressions(kind: str, text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds an expression of ``kind``: dates (months, years), or numbers with the noun after them."""
+    if kind == "date":
+        return [m.span() for m in _DATE.finditer(text)]
+    out = []
+    for m in list(_NUMBER.finditer(text)) + list(_NUMBER_WORDS.finditer(text)):
+        out.append(_with_noun(text, m.start(), m.end()))
+    return sorted(set(out))
+
+
+def _with_noun(text: str, a: int, b: int) -> tuple[int, int]:
+    """A number followed by its noun ("4 حسابات", "308 points"), when the next word is not a stopword."""
+    pos = b
+    while pos < len(text) and text[pos] == " ":
+        pos += 1
+    m = _WORD.match(text, pos)
+    if m and pos - b <= 1 and normalize(m.group()) not in STOPWORDS:
+        return a, m.end()
+    return a, b
+
+
+CONTEXT_WORDS = 5  # words on each side of an expression that say what it counts
+
+
+def _context(text: str, span: tuple[int, int], words: int = CONTEXT_WORDS) -> str:
+    before = text[:span[0]].split()[-words:]
+    after = text[span[1]:].split()[:words]
+    return " ".join(before + [text[span[0]:span[1]]] + after)
+
+
+def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | None,
+               context_score: Callable[[list[str]], Sequence[float]] | None = None) -> tuple[int, int] | None:
+    """The short answer in ``text`` (offsets), from the reader's ``proposed`` span and the question's ``kind``;
+    ``context_score(texts)`` scores a few words around each candidate expression against the question."""
+    span = _snap(text, *proposed) if proposed is not None else None
+    if kind in _STRICT:
+        found = [f for f in (_snap(text, *e) for e in _expressions(kind, text)) if f]
+        if len(found) > 1 and context_score is not None:
+            scores = list(context_score([_context(text, f) for f in found]))
+            span = found[max(range(len(found)), key=lambda i: scores[i])]
+        elif found and (span is None or not holds_type(kind, text[span[0]:span[1]])):
+            centre = (span[0] + span[1]) / 2 if span else 0.0
+            span = min(found, key=lambda s: abs((s[0] + s[1]) / 2 - centre))
+    if span is not None and kind in ("number", "amount"):
+        inside = [e for e in _expressions("number", text) if span[0] <= e[0] < span[1]]
+        if inside:  # the number (with its noun) the span is about, not the clause around it
+            span = _snap(text, *inside[0])
+    if span is None or span[1] - span[0] > MAX_SHORT_CHARS or span[1] - span[0] >= 0.8 * len(text.strip()):
+        return None
+    return span

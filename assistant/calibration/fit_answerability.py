@@ -1,0 +1,151 @@
+"""Fit the answerability decision (``answering.decision``) on public data and write
+``assistant/models/answerability.json``.
+
+    python -m assistant.calibration.fit_answerability [--dataset eval/xquad-unanswerable] [--split train]
+           [--max-false-refusals 0.08] [--out assistant/models/answerability.json]
+
+Data: the ``train`` articles of ``eval/xquad-unanswerable`` (XQuAD with paragraphs deleted the SQuAD 2.0 way: the
+questions about a deleted paragraph are unanswerable, the others answerable), all four language pairs, asked
+through the whole pipeline (retrieval over the collection of the question's document language, the answerer's
+candidate sentences, the reader). For each question the answerer's decision features are recorded; a logistic
+regression per language family (question and evidence in the same language, or not) is fitted, and its threshold
+is set to refuse as many unanswerable questions as possible while refusing at most ``--max-false-refusals`` of the
+answerable ones. Nothing of the ``test`` articles is used; evaluate with
+``assistant eval --dataset eval/xquad-unanswerable --split test``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..answering.decision import DECISION_FILE, FEATURES, Decision
+from ..assistant import Assistant
+from ..evaluation import load_collection
+from ..evaluation.datasets import select_questions
+from ..settings import PROJECT_ROOT, Settings
+
+DATASET = PROJECT_ROOT / "eval" / "xquad-unanswerable"
+
+
+def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: int) -> list[dict]:
+    """The decision features of every question of ``split`` (with ``answerable`` and ``pair``)."""
+    collection = load_collection(dataset)
+    questions = select_questions(collection.questions, split=split, limit=limit, seed=5)
+    settings = Settings.from_env().with_overrides(threads=threads, answer_decision="thresholds")
+    assistants: dict[str, Assistant] = {}
+    shared = None
+    for lang in ("ar", "en"):
+        asst = Assistant(settings=settings, store=str(work / lang), sources=[], embedder=shared)
+        asst.ingest(collection.document_files(lang))
+        shared = asst.embedder
+        assistants[lang] = asst
+    rows = []
+    started = time.time()
+    for i, q in enumerate(questions, 1):
+        asst = assistants[q.doc_lang]
+        passages, ctx = asst.evidence(q.question)
+        judged = asst.answerer.judge(q.question, passages, ctx)
+        if judged is None:
+            continue
+        x = {k: v for k, v in judged["features"].items() if not k.startswith("_") or k == "_family"}
+        x.update(answerable=q.answerable, pair=q.pair, id=q.id)
+        rows.append(x)
+        if i % 200 == 0:
+            print(f"  {i}/{len(questions)} questions, {time.time() - started:.0f} s", flush=True)
+    return rows
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int = 50) -> tuple[np.ndarray, float]:
+    """Weights and bias of a logistic regression (Newton's method, L2 on the weights); classes weighted equally."""
+    n, d = x.shape
+    xb = np.hstack([x, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    cw = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-np.clip(xb @ w, -40, 40)))
+        grad = xb.T @ (cw * (p - y)) / n + reg * w
+        h = (xb * (cw * p * (1 - p))[:, None]).T @ xb / n + np.diag(reg + 1e-9)
+        step = np.linalg.solve(h, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def fit(rows: list[dict], max_false: float) -> tuple[Decision, dict]:
+    weights: dict[str, dict[str, float]] = {}
+    bias: dict[str, float] = {}
+    report: dict = {}
+    for family in ("same", "cross"):
+        sub = [r for r in rows if r["_family"] == family]
+        if not sub:
+            continue
+        used = [f for f in FEATURES if np.std([r[f] for r in sub]) > 1e-9]
+        x = np.array([[float(r[f]) for f in used] for r in sub])
+        y = np.array([1.0 if r["answerable"] else 0.0 for r in sub])
+        mu, sd = x.mean(0), x.std(0) + 1e-9
+        w, b = fit_logistic((x - mu) / sd, y)
+        raw_w = w / sd  # back to the features' own units
+        raw_b = b - float((w * mu / sd).sum())
+        z = x @ raw_w + raw_b
+        # the threshold: refuse as much as possible with at most max_false of the answerable refused
+        answerable = np.sort(z[y == 1])
+        t = answerable[int(np.floor(max_false * len(answerable)))] if len(answerable) else 0.0
+        weights[family] = {f: round(float(v), 6) for f, v in zip(used, raw_w)}
+        bias[family] = round(raw_b - float(t), 6)
+        zz = z - t
+        report[family] = {
+            "questions": len(sub), "answerable": int(y.sum()), "unanswerable": int((1 - y).sum()),
+            "train_refusal_accuracy": round(float((zz[y == 0] < 0).mean()), 3) if (y == 0).any() else None,
+            "train_false_refusals": round(float((zz[y == 1] < 0).mean()), 3),
+        }
+        by_pair = defaultdict(list)
+        for r, v in zip(sub, zz):
+            by_pair[r["pair"]].append((r["answerable"], v))
+        report[family]["by_pair"] = {
+            p: {"refusal_accuracy": round(float(np.mean([v < 0 for a, v in items if not a])), 3),
+                "false_refusals": round(float(np.mean([v < 0 for a, v in items if a])), 3)}
+            for p, items in sorted(by_pair.items())
+        }
+    return Decision(weights, bias, "fitted"), report
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default=str(DATASET))
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--limit", type=int, default=None, help="questions per pair (default: all of the split)")
+    ap.add_argument("--max-false-refusals", type=float, default=0.08)
+    ap.add_argument("--work", default="/tmp/assistant-answerability", help="folder for the per-language indexes")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--features", default=None, help="read/write the collected features here (JSON)")
+    ap.add_argument("--out", default=str(DECISION_FILE))
+    a = ap.parse_args(argv)
+    started = time.time()
+    cached = Path(a.features) if a.features else None
+    if cached is not None and cached.is_file():
+        rows = json.loads(cached.read_text(encoding="utf-8"))
+    else:
+        rows = collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads)
+        if cached is not None:
+            cached.write_text(json.dumps(rows), encoding="utf-8")
+    decision, report = fit(rows, a.max_false_refusals)
+    decision.info = {
+        "command": "python -m assistant.calibration.fit_answerability " + " ".join(argv or []),
+        "data": f"{Path(a.dataset).name}, split {a.split!r} (articles of eval/xquad_split.json), all pairs",
+        "max_false_refusals": a.max_false_refusals, "seconds": round(time.time() - started, 1), "fit": report,
+    }
+    decision.save(a.out)
+    print(json.dumps(report, indent=1))
+    print(f"written to {a.out}")
+
+
+if __name__ == "__main__":
+    main()

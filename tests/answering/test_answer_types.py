@@ -1,0 +1,106 @@
+"""What a question asks for, whether evidence holds it, the short answer inside a sentence, and how the answer text
+is laid out — in Arabic and English."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assistant.answering.answer_types import holds_type, question_type
+from assistant.answering.compose import compose, quote_span
+from assistant.answering.messages import CROSS_LINGUAL_LEAD as LEAD
+from assistant.answering.short_answer import short_span
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How many accounts were compromised?", "number"),
+    ("كم عدد الحسابات التي تم اختراقها؟", "number"),
+    ("How much did the attack cost?", "amount"),
+    ("كم بلغت تكلفة الهجوم؟", "amount"),
+    ("When did Microsoft start tracking the group?", "date"),
+    ("Since what year has Microsoft been tracking the group?", "date"),
+    ("متى بدأت مايكروسوفت تتبع المجموعة؟", "date"),
+    ("في أي عام أدارت روسيا عملية الاختراق؟", "date"),
+    ("Who is the communications director of the Trump campaign?", "person"),
+    ("من هو مدير الاتصالات بحملة ترامب؟", "person"),
+    ("Which company exposed the hacking attempt?", "organisation"),
+    ("أي شركة كشفت محاولة الاختراق؟", "organisation"),
+    ("Where is Microsoft headquartered?", "place"),
+    ("In which city is Microsoft headquartered?", "place"),
+    ("أين يقع مقر مايكروسوفت؟", "place"),
+    ("في أي مدينة يقع مقر مايكروسوفت؟", "place"),
+    ("Did Microsoft obtain a court order?", "yes/no"),
+    ("هل حصلت مايكروسوفت على أمر قضائي؟", "yes/no"),
+    ("What is Phosphorus?", "definition"),
+    ("ما هو الفسفور؟", "definition"),
+])
+def test_question_types_in_both_languages(question, kind):
+    assert question_type(question) == kind
+
+
+@pytest.mark.parametrize("kind, yes, no", [
+    ("number", ["تم اختراق 4 حسابات", "four accounts", "أربعة حسابات"], ["هاجمت القراصنة الحسابات", "many"]),
+    ("amount", ["$3 million", "3 ملايين دولار", "2.5 billion euros"], ["30 يوما", "241 accounts"]),
+    ("date", ["منذ عام 2013", "in March", "في مارس/آذار", "on Friday"], ["the group", "المجموعة"]),
+    ("person", ["Tom Burt said", "توم بيرت"], ["the vice president said"]),
+])
+def test_evidence_holds_the_kind_asked_for(kind, yes, no):
+    assert all(holds_type(kind, t) for t in yes), [t for t in yes if not holds_type(kind, t)]
+    assert not any(holds_type(kind, t) for t in no), [t for t in no if holds_type(kind, t)]
+
+
+@pytest.mark.parametrize("kind, text, proposed, expected", [
+    # a clause proposed for a number: the number with its noun
+    ("number", "وأوضح أنه تم اختراق 4 حسابات نتيجة لهذه المحاولات، لافتا إلى ذلك", "4 حسابات نتيجة لهذه المحاولات",
+     "4 حسابات"),
+    ("number", "The Panthers defense gave up just 308 points, ranking sixth in the league.", "The Panthers defense",
+     "308 points"),
+    ("number", "ثم هاجمت 241 من هذه الحسابات", None, "241"),  # "من" is no noun
+    ("date", "وتتابع مايكروسوفت مجموعة فوسفور منذ عام 2013 وقالت في مارس", "مجموعة فوسفور", "عام 2013"),
+    ("date", "Tesla died on 7 January 1943 in New York.", "in New York", "7 January 1943"),
+    ("person", "The group's head of security, Bob Lord, said it.", "Bob Lord", "Bob Lord"),
+    ("other", "Short.", None, None),  # no reader, no kind to look for: the quote answers alone
+])
+def test_short_answers(kind, text, proposed, expected):
+    span = None
+    if proposed is not None:
+        i = text.index(proposed)
+        span = (i, i + len(proposed))
+    got = short_span("q", kind, text, span)
+    assert (text[got[0]:got[1]] if got else None) == expected
+
+
+def _directions(paragraph: str) -> set[str]:
+    out = set()
+    if re.search(r"[\u0600-\u06ff]", paragraph):
+        out.add("rtl")
+    if re.search(r"[A-Za-z]", paragraph):
+        out.add("ltr")
+    return out
+
+
+def test_answers_lead_with_the_short_answer_and_keep_each_paragraph_in_one_direction():
+    sentence = "وأوضح نائب رئيس مايكروسوفت أنه تم اختراق 4 حسابات نتيجة لهذه المحاولات"
+    same = compose("ar", "ar", sentence, 1, "4 حسابات")
+    assert same == f"4 حسابات [1]\n\n«{sentence}»"
+    cross = compose("en", "ar", sentence, 1, "4 حسابات")
+    paragraphs = cross.split("\n\n")
+    assert paragraphs[0] == f"{LEAD['en']}: 4 [1]" and paragraphs[1] == "4 حسابات" and sentence in paragraphs[2]
+    for p in paragraphs:
+        assert len(_directions(p)) <= 1, p
+    reverse = compose("ar", "en", "Bob Lord is the head of security.", 2, "Bob Lord")
+    assert reverse.split("\n\n")[0] == f"{LEAD['ar']} [2]:"
+    assert all(len(_directions(p)) <= 1 for p in reverse.split("\n\n"))
+    assert compose("en", "en", "Denver won.", 1, None) == "Denver won. [1]"
+
+
+def test_quotes_are_the_clause_of_the_short_answer_within_the_limit():
+    sentence = ("وكتب توم بيرت نائب رئيس مايكروسوفت لثقة العملاء وأمانهم، في إحدى التدوينات، الجمعة، \"في فترة 30 "
+                "يوما بين أغسطس وسبتمبر، لاحظ مركز تهديدات مايكروسوفت الفوسفور يقوم بأكثر من 2700 محاولة لتحديد "
+                "هوية المستهلكين، ثم هاجمت 241 من هذه الحسابات\".")
+    i = sentence.index("241")
+    a, b = quote_span(sentence, (i, i + 3))
+    assert b - a <= 110 and a <= i and i + 3 <= b
+    assert sentence[a:b].strip() == sentence[a:b] and "241" in sentence[a:b]
+    short = "Denver won the game."
+    assert quote_span(short, (0, 6)) == (0, len(short))
