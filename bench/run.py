@@ -836,7 +836,10 @@ def bench_servers(t: Table, section: str, label: str, location: str, servers: in
     """``clients`` gradio_client clients spread over ``servers`` `assistant serve` processes of one store."""
     from gradio_client import Client
 
-    env = dict(os.environ, ASSISTANT_STORE=location, GRADIO_ANALYTICS_ENABLED="False")
+    # a database store has no folder to keep the audit log beside: the servers' log goes to a temporary folder
+    logs = Path(tempfile.mkdtemp(prefix="assistant-bench-serve-"))
+    env = dict(os.environ, ASSISTANT_STORE=location, GRADIO_ANALYTICS_ENABLED="False",
+               ASSISTANT_AUTH_AUDIT_LOG=str(logs / "audit.jsonl"), ASSISTANT_WEB_UPLOADS_DIR=str(logs / "uploads"))
     env.pop("ASSISTANT_INDEX_DIR", None)
     if threads:
         env["ASSISTANT_THREADS"] = str(threads)
@@ -863,6 +866,7 @@ def bench_servers(t: Table, section: str, label: str, location: str, servers: in
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        shutil.rmtree(logs, ignore_errors=True)
     t.add(section, f"{label}: {clients} clients over {servers} serve processes",
           f"{len(lat)} answers in {elapsed:.0f} s ({len(lat) / elapsed:.1f}/s), {len(errors)} errors, "
           f"p50 / p95 {ms(pct(lat, 50))} / {ms(pct(lat, 95))} ms",
