@@ -191,12 +191,20 @@ class Assistant:
         Only new or changed files are embedded; files gone from a scanned folder are dropped from the collection.
         Questions keep being answered from the current collection while an ingest runs; the new documents are
         answered from as soon as it commits. ``wait``: wait for another writer (else ``StoreBusyError`` at once).
+        With a database store, ingests of the same sources started in several processes share the work
+        (``assistant.ingest_shared``); each document is committed as soon as it is embedded.
         """
         from .ingest import ingest
+        from .ingest_shared import ingest_shared, shares_ingest
 
         roots = list(paths) if paths is not None else list(self.settings.store.sources)
-        report = ingest(self.store, self.embedder, self.settings, roots, rebuild=rebuild, progress=progress,
-                        on_warning=on_warning, wait=wait)
+        report = None
+        if shares_ingest(self.store) and not rebuild:  # a database: other processes may be ingesting with us
+            report = ingest_shared(self.store, self.embedder, self.settings, roots, progress=progress,
+                                   on_warning=on_warning, wait=wait)
+        if report is None:
+            report = ingest(self.store, self.embedder, self.settings, roots, rebuild=rebuild, progress=progress,
+                            on_warning=on_warning, wait=wait)
         self.warnings = list(report.skipped)
         return report
 

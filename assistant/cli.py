@@ -6,7 +6,10 @@ model passes through ``terminal.terminal_text`` before it is printed.
 """
 from __future__ import annotations
 
+import os
+import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -84,21 +87,40 @@ def ingest(
                                  "index, instead of waiting for it."),
     embedder: Optional[str] = EmbedderOpt,
     threads: Optional[int] = ThreadsOpt,
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Processes that ingest together. A database store (--store "
+        "postgresql://...) shares the files out through the database; `assistant ingest` of the same folders on "
+        "other machines joins in the same way."),
+    worker: bool = typer.Option(False, "--worker", hidden=True, help="One of the --workers: report nothing."),
 ) -> None:
     """Index documents (txt, md, html, pdf, docx). Only new or changed files are embedded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .ingest_shared import shares_ingest
+
     settings = _settings(index, embedder, threads, store=store)
+    if workers > 1 and not settings.embedding.threads:
+        settings = settings.with_overrides(threads=max(1, (os.cpu_count() or 1) // workers))  # they share the cores
+    children: list[subprocess.Popen] = []
     asst = None
     try:
         asst = _assistant(settings, default_sources=True)
+        if workers > 1 and not shares_ingest(asst.store):
+            _fail("--workers needs a database store (--store postgresql://...): a folder index is written by one "
+                  "process at a time")
+        if workers > 1 and rebuild:
+            _fail("--rebuild runs in one process, in one transaction (answers come from the old collection until it "
+                  "commits): run it without --workers")
         targets: list[str] | None = [str(p) for p in paths] if paths else None
         if targets is None and asst.store.exists():
             # the recorded sources, read as stored: a rebuild may be switching to another embedder
             targets = sorted(asst.store.manifest().sources) or None
+        if workers > 1:
+            children = _start_workers(workers - 1, targets or list(asst.settings.store.sources), asst, embedder,
+                                      settings.embedding.threads)
         with Progress(
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty(),
+            TimeElapsedColumn(), transient=True, disable=worker or not sys.stderr.isatty(),
         ) as bar:
             task = bar.add_task("embedding files", total=None)
 
@@ -107,10 +129,20 @@ def ingest(
 
             report = asst.ingest(targets, rebuild=rebuild, progress=progress, wait=not no_wait, on_warning=_warn)
     except AssistantError as e:
+        _stop_workers(children)
         _notices(asst)
         _fail(str(e))
         return
+    except BaseException:
+        _stop_workers(children)
+        raise
+    for n, code in enumerate(_wait_workers(children), 1):
+        if code:
+            typer.echo(f"warning: worker {n} of {workers} exited with status {code}; the others did its files",
+                       err=True)
     _notices(asst)
+    if worker:
+        return
     typer.echo(
         f"indexed into {terminal_text(asst.location)}: {report.added} added, {report.changed} changed, "
         f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} chunks and "
@@ -118,6 +150,36 @@ def ingest(
     )
     if report.chunks == 0:
         _fail("no documents could be indexed", code=1)
+
+
+def _start_workers(n: int, targets: list[str], asst: Any, embedder: Optional[str], threads: Optional[int]
+                   ) -> list[subprocess.Popen]:
+    """``n`` more ``assistant ingest`` processes over the same sources and store: they join this run."""
+    from .settings import child_environment
+
+    cmd = [sys.executable, "-m", "assistant", "ingest", *targets, "--worker"]
+    if embedder:
+        cmd += ["--embedder", embedder]
+    # the location in the environment, not on the command line: it may hold a password
+    env = child_environment(store=getattr(asst.store, "url", asst.location), index_dir=None,
+                            threads=threads or None)
+    return [subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL) for _ in range(n)]
+
+
+def _wait_workers(children: list[subprocess.Popen]) -> list[int]:
+    return [p.wait() for p in children]
+
+
+def _stop_workers(children: list[subprocess.Popen]) -> None:
+    for p in children:
+        if p.poll() is None:
+            p.terminate()
+    for p in children:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 BackendOpt = typer.Option(
@@ -471,7 +533,10 @@ def cli_command(questions: Any = None, **options: Any) -> str:
     words = ["assistant", "eval"] + ([str(questions)] if questions is not None else [])
     for key, value in options.items():
         if value is not None:
-            words += [f"--{key}", str(value)]
+            text = str(value)
+            if key == "store":  # a database URL's password stays out of the report
+                text = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1@", text)
+            words += [f"--{key}", text]
     return " ".join(shlex.quote(w) for w in words)
 
 

@@ -54,6 +54,17 @@ class StoreSettings:
     # before the live one always stays until the next write), so that a process that read CURRENT just before the
     # switch can still load what it named. Loading 100k chunks takes ~3 s; a generation being loaded is never deleted
     generation_grace_s: float = 120.0
+    # the PostgreSQL store (store = postgresql://...): connections each process keeps open at most (readers of
+    # concurrent questions and writers share them), seconds to wait for the server when connecting, and the memory
+    # one HNSW index build may use (the server's maintenance_work_mem for that build; the graph of 1M 384-dim
+    # vectors needs ~2 GB to be built in memory, slower beyond)
+    pg_pool_size: int = 20
+    # from this many chunks on, a PostgreSQL collection gets an HNSW index (pgvector) and is searched with it; below,
+    # exactly. pgvector scans vectors several times slower than faiss (measured on 2 shared cores: ~90 ms for 60k
+    # chunks exactly, against ~20-45 ms with the index), hence a lower threshold than the folder store's
+    pg_hnsw_min_vectors: int = 10_000
+    pg_connect_timeout: int = 10
+    pg_build_memory: str = "1GB"
 
 
 @dataclass(frozen=True)
@@ -285,6 +296,18 @@ class Settings:
 def env_name(key: str) -> str:
     """The environment variable of a flat setting name."""
     return _ENV[key][3]
+
+
+def child_environment(**settings: Any) -> dict[str, str]:
+    """This process's environment for a process it starts, with ``settings`` (flat names, e.g. ``store=URL``) set
+    in their variables and ``None`` ones removed."""
+    env = dict(os.environ)
+    for key, value in settings.items():
+        if value is None:
+            env.pop(env_name(key), None)
+        else:
+            env[env_name(key)] = str(value)
+    return env
 
 
 def _build_index() -> tuple[dict[str, tuple[str, str, Any]], dict[str, tuple[str, str, Any, str]]]:

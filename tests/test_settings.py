@@ -74,3 +74,12 @@ def test_the_store_location_setting_and_its_group():
     assert s.location == "postgresql://u@h/db" and s.store.index_dir == "/idx"
     assert Settings.from_env({"ASSISTANT_INDEX_DIR": "/idx"}).location == "/idx"
     assert Settings().with_overrides(store="/elsewhere").location == "/elsewhere"
+
+
+def test_a_child_process_environment_carries_settings(monkeypatch):
+    from assistant.settings import child_environment
+
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", "/idx")
+    env = child_environment(store="postgresql://u:pw@h/db", index_dir=None, threads=2)
+    assert env["ASSISTANT_STORE"] == "postgresql://u:pw@h/db" and env["ASSISTANT_THREADS"] == "2"
+    assert "ASSISTANT_INDEX_DIR" not in env and Settings.from_env(env).location == "postgresql://u:pw@h/db"

@@ -29,6 +29,7 @@ from ..assistant import Assistant
 from ..embed import canonical_embedder_name
 from ..errors import AssistantError, EvalError
 from ..settings import PROJECT_ROOT, Settings
+from ..store import sub_location
 from ..types import ProgressFn
 from .datasets import EvalQuestion, Span, load_collection, load_seed_questions, parse_pairs, select_questions, sort_pairs
 from .report import write_outputs
@@ -167,12 +168,13 @@ def run_evaluation(
         chosen = parse_pairs(pairs, collection.pairs)
         qs = select_questions(collection.questions, pairs=chosen, limit=limit, seed=seed, split=split,
                               split_file=split_file)
-        base_dir = Path(index) if index is not None else _dataset_index_root(
-            settings, root, canonical_embedder_name(settings.embedding.embedder))
+        # one collection per document language: <index>/<lang>, or <collection>_<lang> in a database
+        base = str(index) if index is not None else str(_dataset_index_root(
+            settings, root, canonical_embedder_name(settings.embedding.embedder)))
         shared = None
         for lang in sorted({q.doc_lang for q in qs}):
             files = collection.document_files(lang)
-            asst = Assistant(settings=settings, store=str(base_dir / lang), sources=[],
+            asst = Assistant(settings=settings, store=sub_location(base, lang), sources=[],
                              embedder=shared)
             step = (lambda done, total, _l=lang: progress(f"indexing {_l}", done, total)) if progress else None
             report = asst.ingest(files, progress=(lambda _s, d, t: step(d, t)) if step else None, on_warning=warn)
@@ -277,8 +279,9 @@ def evaluate(
       ``index`` (default: the seed collection, ``index/`` built from ``seeds/``);
     * ``evaluate(dataset="/path/xquad", pairs="en-ar,ar-en", limit=100)`` (a folder as first argument works too): a
       collection in the XQuAD layout; each document language is indexed into ``<index>/<lang>`` (default: a cache
-      folder under the assistant's cache dir, reused and updated incrementally) and a question whose documents are
-      in language L is asked of the index of language L;
+      folder under the assistant's cache dir, reused and updated incrementally; a database URL as ``index``: the
+      collections ``<collection>_<lang>`` of that database) and a question whose documents are in language L is
+      asked of the index of language L;
     * ``split``: only the questions of that half of the recorded split (``eval/xquad_split.json``: ``train`` and
       ``test``; a dataset whose rows carry a ``split`` field uses it);
     * ``limit``: a fixed sample of that many questions per pair (seeded, the same every run); ``k``: passages given

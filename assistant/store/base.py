@@ -12,6 +12,10 @@ through the three interfaces here, so a store is one module that implements them
   keyword search (BM25 over ``normalize.tokenize`` tokens, scored the same way by every store), stored vectors and
   sentence vectors, chunk and document records.
 
+A store may also offer ``work_session(...)`` (the PostgreSQL store does): a queue of ingest jobs shared by several
+processes, each job's documents written in one transaction with the job marked done; ``assistant.ingest_shared`` uses
+it so that ``assistant ingest`` started on several machines (or ``--workers N``) shares the files out.
+
 Records are plain data: ``DocumentRecord`` (a document's bookkeeping), ``PreparedDocument`` (a document ready to
 store: chunks, vectors, sentence spans and vectors), ``Manifest``.
 """
@@ -38,7 +42,8 @@ __all__ = [
 ]
 
 # BM25 ("lucene" variant, as bm25s computes it): idf = ln(1 + (N - df + 0.5) / (df + 0.5)); a term's weight in a chunk
-# is idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len)). Every store scores keywords this way.
+# is idf * tf / (tf + k1 * (1 - b + b * len / avg_len)) (bm25s' lucene term weight has no (k1 + 1) factor), len being
+# the chunk's number of tokens; a query token given twice counts twice. Every store scores keywords this way.
 BM25_K1 = 1.5
 BM25_B = 0.75
 
