@@ -30,6 +30,7 @@ __all__ = [
     "QueryCache",
     "as_text_list",
     "canonical_embedder_name",
+    "engine_for",
     "load_embedder",
     "materialise_default",
 ]
@@ -46,6 +47,16 @@ def canonical_embedder_name(name: str) -> str:
     if p.exists():
         return str(p.resolve())
     return name
+
+
+def engine_for(name: str, engine: str | None) -> str:
+    """The engine that runs the model ``name`` under the ``embed_engine`` setting ``engine``: ``"onnx"`` (the
+    default setting) covers the default model, and any other model runs on ``"torch"``; an explicit variant
+    (``"onnx-int8"``, ``"onnx-fp32"``) is kept, and :func:`load_embedder` refuses it for another model."""
+    engine = (engine or "torch").strip().lower()
+    if engine == "onnx" and str(name) not in E5_ALIASES:
+        return "torch"
+    return engine
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, threads: int | None = None,
