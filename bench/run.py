@@ -485,10 +485,11 @@ def synthetic_index(size: int, base: list[Generation], data: Data, chunk_chars: 
 def scale_worker(args: argparse.Namespace) -> None:
     """Runs in a fresh process: load one index, measure load time, RSS delta and query latencies; print JSON."""
     from assistant import Assistant
-    from assistant.embed import load_embedder
+    from assistant.embed import engine_for, load_embedder
 
     settings = Settings.from_env()
-    emb = load_embedder(settings.embedding.embedder, cache_dir=settings.store.cache_dir, threads=args.threads or None)
+    emb = load_embedder(settings.embedding.embedder, cache_dir=settings.store.cache_dir, threads=args.threads or None,
+                        engine=engine_for(settings.embedding.embedder, settings.embedding.embed_engine))
     emb.embed_queries(["warm up"])
     emb.embed_passages(["warm up"])
     questions = json.loads(Path(args.questions).read_text(encoding="utf-8"))
