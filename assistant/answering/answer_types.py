@@ -17,8 +17,9 @@ import re
 
 from ..normalize import detect_language, normalize, tokenize
 
-__all__ = ["QUESTION_TYPES", "holds_type", "key_terms", "question_type"]
+__all__ = ["AR_NUMBER_WORD", "QUESTION_TYPES", "STRICT_TYPES", "holds_type", "key_terms", "question_type"]
 
+STRICT_TYPES = ("number", "amount", "date")  # kinds whose answer is recognisable in the text
 QUESTION_TYPES = ("number", "amount", "date", "person", "organisation", "place", "yes/no", "definition", "other")
 
 _EN = [
@@ -77,10 +78,14 @@ def question_type(question: str) -> str:
 
 
 _DIGIT = re.compile(r"[0-9٠-٩۰-۹]")
+# an Arabic number word as a whole word (with a prefix ال/و/ب and its endings): not the start of another word, as
+# "الف" is of "الفوسفور" or "ست" of "استراتيجية"
+AR_NUMBER_WORD = (r"(?<!\w)(?:ال|و|ب|وال|بال)?(?:(?:واحد|اثن|ثلاث|اربع|أربع|خمس|ست|سبع|ثمان|تسع|عشر)(?:ة|ه|ون|ين|ان|تان|"
+                  r"تين|ي|ية|يه)?|مائة|مئة|مئات|ألف|الف|ألفين|الفين|آلاف|الاف|مليون|ملايين|مليار|مليارات|نصف|مرة|مرتين)"
+                  r"(?!\w)")
 _NUMBER_WORD = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
-    r"thousand|million|billion|dozen|half|once|twice)\b|(?:^|\s)(?:ال|و|ب)?(?:واحد|اثن|ثلاث|اربع|أربع|خمس|ست|سبع|"
-    r"ثمان|تسع|عشر|مائة|مئة|الف|ألف|مليون|مليار|نصف|مرة|مرتين)", re.IGNORECASE)
+    r"thousand|million|billion|dozen|half|once|twice)\b|" + AR_NUMBER_WORD, re.IGNORECASE)
 _MONTH = re.compile(
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|monday|tuesday|"
     r"wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|century|today|yesterday)\b|"

@@ -26,11 +26,12 @@ quoted span of the document.
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from ..chunk import split_clauses
 from .messages import CROSS_LINGUAL_LEAD
 
-__all__ = ["QUOTE_CHARS", "carry_over", "compose", "quote_span"]
+__all__ = ["QUOTE_CHARS", "carry_over", "compose", "quote_span", "quote_windows"]
 
 QUOTE_CHARS = 110  # longest quote (characters); the seed set's answers average well under 150 characters with it
 MIN_QUOTE_CHARS = 40  # a quote shorter than this is widened with the neighbouring clauses
@@ -74,6 +75,36 @@ def quote_span(sentence: str, short: tuple[int, int] | None, limit: int = QUOTE_
     return _trim(sentence, lo, hi)
 
 
+def quote_windows(sentence: str, limit: int = QUOTE_CHARS) -> list[tuple[int, int]]:
+    """The parts of ``sentence`` that could be quoted within ``limit`` characters (offsets into it): the whole
+    sentence when it fits; else every run of whole neighbouring clauses that fits, and for a clause longer than
+    ``limit``, windows of whole words over it, each overlapping the next by half."""
+    n = len(sentence.rstrip())
+    if n <= limit:
+        return [_trim(sentence, 0, n)]
+    clauses = split_clauses(sentence) or [(0, n)]
+    out: set[tuple[int, int]] = set()
+    for i, (a, b) in enumerate(clauses):
+        if b - a > limit:
+            step = max(1, limit // 2)
+            lo = a
+            while True:
+                ws = _word_start(sentence, lo) if lo > a else a
+                we = min(b, _word_end(sentence, min(b, ws + limit)))
+                out.add(_trim(sentence, ws, we))
+                if we >= b:
+                    break
+                lo += step
+            continue
+        hi = b
+        for j in range(i + 1, len(clauses) + 1):
+            out.add(_trim(sentence, a, hi))
+            if j == len(clauses) or clauses[j][1] - a > limit:
+                break
+            hi = clauses[j][1]
+    return sorted(w for w in out if w[1] > w[0])
+
+
 def _word_start(text: str, i: int) -> int:
     while 0 < i < len(text) and not text[i - 1].isspace():
         i -= 1
@@ -99,20 +130,28 @@ def carry_over(short: str) -> str:
     return " ".join(m.group().rstrip(".,٫٬:-") for m in _CARRY.finditer(short))
 
 
-def compose(question_language: str, document_language: str, quote: str, n: int, short: str | None = None) -> str:
-    """The answer text (see the module docstring) citing ``[n]``."""
+def compose(question_language: str, document_language: str, quote: str, n: int, short: str | None = None,
+            more: Sequence[tuple[str, str, int]] = ()) -> str:
+    """The answer text (see the module docstring) citing ``[n]``; ``more``: further quotes ``(text, language, n)``
+    that support it, each a block of its own after the first."""
     marker = f"[{n}]"
-    opening, closing = _QUOTES.get(document_language, _QUOTES["en"])
-    quoted = f"{opening}{quote}{closing}"
     if question_language == document_language:
         if not short or short.strip() == quote.strip():
-            return f"{quote} {marker}"
-        return f"{short} {marker}\n\n{quoted}"
-    lead = CROSS_LINGUAL_LEAD.get(question_language, CROSS_LINGUAL_LEAD["en"])
-    carried = carry_over(short) if short else ""
-    first = f"{lead}: {carried} {marker}" if carried else f"{lead} {marker}:"
-    blocks = [first]
-    if short and short.strip() != quote.strip() and short.strip() != carried:
-        blocks.append(short)
-    blocks.append(quoted)
+            blocks = [f"{quote} {marker}"]
+        else:
+            blocks = [f"{short} {marker}", _quoted(quote, document_language)]
+    else:
+        lead = CROSS_LINGUAL_LEAD.get(question_language, CROSS_LINGUAL_LEAD["en"])
+        carried = carry_over(short) if short else ""
+        blocks = [f"{lead}: {carried} {marker}" if carried else f"{lead} {marker}:"]
+        if short and short.strip() != quote.strip() and short.strip() != carried:
+            blocks.append(short)
+        blocks.append(_quoted(quote, document_language))
+    for text, language, m in more:
+        blocks.append(f"{_quoted(text, language)} [{m}]")
     return "\n\n".join(blocks)
+
+
+def _quoted(text: str, language: str) -> str:
+    opening, closing = _QUOTES.get(language, _QUOTES["en"])
+    return f"{opening}{text}{closing}"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,14 +52,22 @@ class Decision:
     bias: dict[str, float]
     source: str = "default"
     info: dict = field(default_factory=dict)
+    # "both": the thresholds' rule is asked first (``floor``), and this decision refuses only when its score is
+    # below -margin (it is sure)
+    floor: "Decision | None" = None
+    margin: float = 0.0
 
     @classmethod
     def default(cls, params: AnswerSettings | None = None) -> "Decision":
         """The fitted decision when it is installed and the settings do not say otherwise, else confidence against
         the refusal thresholds."""
         params = params or AnswerSettings()
-        if params.decision == "fitted" and DECISION_FILE.is_file():
-            return cls.load(DECISION_FILE)
+        if params.decision in ("fitted", "both") and DECISION_FILE.is_file():
+            fitted = cls.load(DECISION_FILE)
+            if params.decision == "both":
+                fitted.floor = cls.default(replace(params, decision="thresholds"))
+                fitted.margin = params.fitted_margin
+            return fitted
         return cls({"same": {"confidence": 1.0}, "cross": {"confidence": 1.0}},
                    {"same": -params.refusal_threshold, "cross": -params.refusal_threshold_cross}, "thresholds")
 
@@ -124,9 +132,13 @@ class Decision:
 
     def decide(self, x: dict[str, Any]) -> tuple[bool, str]:
         """(answer?, why): the reason names what the evidence lacks most when the answer is refused."""
-        z = self.score(x)
+        if self.floor is not None:
+            answer, why = self.floor.decide(x)
+            if not answer:
+                return answer, why
+        z = self.score(x) + self.margin
         if z >= 0:
-            return True, f"answered (score {z:+.2f})"
+            return True, f"answered (score {z - self.margin:+.2f})"
         w = self.weights[x["_family"]]
         neutral = {"confidence": 0.8, "dense": 0.8, "margin": 0.02, "coverage": 0.5, "rare_missing": 0.5,
                    "reader_p": 0.5, "best_p": 0.5}

@@ -25,9 +25,9 @@ from ..embed import PassageVectorCache
 from ..normalize import detect_language, tokenize
 from ..settings import AnswerSettings
 from ..types import Answer, Citation, ScoredChunk, ShortAnswer
-from .answer_types import holds_type, question_type
+from .answer_types import STRICT_TYPES, holds_type, question_type
 from .base import AnswerContext, Answerer
-from .compose import compose, quote_span
+from .compose import compose, quote_span, quote_windows
 from .decision import Decision
 from .messages import REFUSAL
 from .short_answer import short_span
@@ -75,18 +75,59 @@ class ExtractiveAnswerer(Answerer):
             return self._refuse(question, passages, language, judged["reason"])
         cand = judged["candidate"]
         short = judged["short"]  # offsets into the candidate's text, or None
-        qa, qb = quote_span(cand.text, short, self.params.quote_chars)
+        qa, qb = self._quote(cand.text, short, judged["query_vector"], judged["kind"] in STRICT_TYPES)
         quote = cand.text[qa:qb]
-        citation = Citation(n=1, doc=cand.doc, start=cand.start + qa, end=cand.start + qb, text=quote,
-                            score=round(float(judged["score"]), 4), chunk_start=cand.passage.start,
-                            chunk_end=cand.passage.end)
+        citations = [Citation(n=1, doc=cand.doc, start=cand.start + qa, end=cand.start + qb, text=quote,
+                              score=round(float(judged["score"]), 4), chunk_start=cand.passage.start,
+                              chunk_end=cand.passage.end)]
         short_answer = None
         if short is not None and short != (qa, qb):
             short_answer = ShortAnswer(1, cand.doc, cand.start + short[0], cand.start + short[1],
                                        cand.text[short[0]:short[1]])
-        text = compose(language, cand.language, quote, 1, short_answer.text if short_answer else None)
-        return Answer(question, text, language, False, [citation], list(passages), self.name, short=short_answer,
+        more = []
+        for row in self._supporting(judged):
+            other = row["candidate"]
+            a, b = self._quote(other.text, None, judged["query_vector"])
+            n = len(citations) + 1
+            citations.append(Citation(n=n, doc=other.doc, start=other.start + a, end=other.start + b,
+                                      text=other.text[a:b], score=round(float(row["score"]), 4),
+                                      chunk_start=other.passage.start, chunk_end=other.passage.end))
+            more.append((other.text[a:b], other.language, n))
+        text = compose(language, cand.language, quote, 1, short_answer.text if short_answer else None, more)
+        return Answer(question, text, language, False, citations, list(passages), self.name, short=short_answer,
                       path="extractive")
+
+    def _quote(self, sentence: str, short: tuple[int, int] | None, query_vector: Any, typed: bool = False
+               ) -> tuple[int, int]:
+        """The part of ``sentence`` to quote: the whole sentence when it fits in ``quote_chars``; else the window of
+        whole clauses (or words) most similar to the question, one holding the short answer preferred by
+        ``short_bonus`` (always, when the short answer is of the kind asked for: ``typed``)."""
+        p = self.params
+        windows = quote_windows(sentence, p.quote_chars)
+        if len(windows) == 1 or p.quote_focus != "similarity":
+            return windows[0] if len(windows) == 1 else quote_span(sentence, short, p.quote_chars)
+        sims = self.sentence_cache([sentence[a:b] for a, b in windows]) @ np.asarray(query_vector, np.float32)
+        def value(i: int) -> float:
+            a, b = windows[i]
+            holds = short is not None and a <= short[0] and short[1] <= b
+            return float(sims[i]) + ((1.0 if typed else p.short_bonus) if holds else 0.0)
+        return windows[max(range(len(windows)), key=value)]
+
+    def _supporting(self, judged: dict) -> list[dict]:
+        """Sentences quoted after the chosen one: those scoring within ``second_quote_margin`` of it (the ranking
+        cannot tell them apart), up to ``max_quotes`` in all, none overlapping another."""
+        p = self.params
+        chosen = [judged["candidate"]]
+        out = []
+        for row in judged["rows"]:
+            if len(chosen) >= p.max_quotes or judged["score"] - row["score"] > p.second_quote_margin:
+                break
+            c = row["candidate"]
+            if any(c.doc == o.doc and c.start < o.end and o.start < c.end for o in chosen):
+                continue
+            chosen.append(c)
+            out.append(row)
+        return out
 
     def _refuse(self, question: str, passages: Sequence[ScoredChunk], language: str, reason: str) -> Answer:
         return Answer(question, REFUSAL[language], language, True, [], list(passages), self.name, path="refusal",
@@ -124,7 +165,7 @@ class ExtractiveAnswerer(Answerer):
         )
         answer, why = self.decision.decide(features)
         return {"answer": answer, "reason": why, "candidate": cand, "short": span, "score": score,
-                "features": features}
+                "features": features, "rows": rows, "query_vector": qv, "kind": kind}
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def candidates(self, passages: Sequence[ScoredChunk], sentences: Any = None) -> list[Candidate]:

@@ -125,11 +125,15 @@ def load_base(base_folder: str | os.PathLike, layers: int):
         raise ValueError(f"the base model has {config.num_hidden_layers} layers, not {layers}")
     config.num_hidden_layers = int(layers)
     verbosity = hf_logging.get_verbosity()
+    progress = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # the weights of the dropped layers are "unused": expected
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in a terminal or a log
     try:
         bert = BertModel.from_pretrained(base_folder, config=config, add_pooling_layer=False, local_files_only=True)
     finally:
         hf_logging.set_verbosity(verbosity)
+        if progress:
+            hf_logging.enable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(base_folder, local_files_only=True)
     if tokenizer.bos_token_id != _BOS or tokenizer.eos_token_id != _EOS:
         raise ValueError("unexpected special tokens in the base tokenizer")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence
 
-from ..normalize import STOPWORDS, normalize
-from .answer_types import holds_type
+from ..normalize import STOPWORDS, light_stem, normalize
+from .answer_types import AR_NUMBER_WORD, holds_type
 
 __all__ = ["MAX_SHORT_CHARS", "short_span"]
 
@@ -28,8 +28,7 @@ _NUMBER = re.compile(_NUM)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _NUMBER_WORDS = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
-    r"thousand|million|billion|dozen)\b|(?<![\w])(?:ال|و|ب)?(?:واحد|اثن\w*|ثلاث\w*|أربع\w*|اربع\w*|خمس\w*|ست\w*|"
-    r"سبع\w*|ثمان\w*|تسع\w*|عشر\w*|مائة|مئة|ألف|الف|مليون|مليار)", re.IGNORECASE)
+    r"thousand|million|billion|dozen)\b|" + AR_NUMBER_WORD, re.IGNORECASE)
 
 
 def _snap(text: str, a: int, b: int) -> tuple[int, int] | None:
@@ -75,6 +74,26 @@ def _context(text: str, span: tuple[int, int], words: int = CONTEXT_WORDS) -> st
     return " ".join(before + [text[span[0]:span[1]]] + after)
 
 
+_COUNTED = re.compile(r"\bhow many ([^\W\d_]+)|(?:^|\s)(?:كم|وكم) ([^\W\d_]+)", re.IGNORECASE)
+
+
+def _counted(question: str, found: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    """The expressions whose noun is the one the question counts ("how many days" -> "30 days", "كم يوما" ->
+    "30 يوما"), compared lightly stemmed; none when the question names no noun or no expression has it."""
+    m = _COUNTED.search(question)
+    if not m:
+        return []
+    noun = light_stem(normalize(m.group(1) or m.group(2)))
+    if not noun or noun in STOPWORDS:
+        return []
+    out = []
+    for a, b in found:
+        words = text[a:b].split()
+        if len(words) > 1 and light_stem(normalize(words[-1])) == noun:
+            out.append((a, b))
+    return out
+
+
 def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | None,
                context_score: Callable[[list[str]], Sequence[float]] | None = None) -> tuple[int, int] | None:
     """The short answer in ``text`` (offsets), from the reader's ``proposed`` span and the question's ``kind``;
@@ -82,9 +101,13 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
     span = _snap(text, *proposed) if proposed is not None else None
     if kind in _STRICT:
         found = [f for f in (_snap(text, *e) for e in _expressions(kind, text)) if f]
-        if len(found) > 1 and context_score is not None:
-            scores = list(context_score([_context(text, f) for f in found]))
-            span = found[max(range(len(found)), key=lambda i: scores[i])]
+        counted = _counted(question, found, text) if kind != "date" else []
+        if len(counted) == 1:  # "how many days" -> the number of days
+            span = counted[0]
+        elif len(found) > 1 and context_score is not None:
+            pool = counted or found
+            scores = list(context_score([_context(text, f) for f in pool]))
+            span = pool[max(range(len(pool)), key=lambda i: scores[i])]
         elif found and (span is None or not holds_type(kind, text[span[0]:span[1]])):
             centre = (span[0] + span[1]) / 2 if span else 0.0
             span = min(found, key=lambda s: abs((s[0] + s[1]) / 2 - centre))

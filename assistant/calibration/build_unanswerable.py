@@ -1,6 +1,6 @@
 """Build an XQuAD set with unanswerable questions, the SQuAD 2.0 way: delete paragraphs, keep their questions.
 
-    python assistant/calibration/build_unanswerable.py --xquad /work/shared/eval/xquad --out eval/xquad-unanswerable
+    python -m assistant.calibration.build_unanswerable --xquad /work/shared/eval/xquad --out eval/xquad-unanswerable
 
 For every article a seeded sample of ``--per-article`` paragraphs is deleted from the article in BOTH languages
 (the two languages are parallel translations, paragraph for paragraph); the rest of the article is kept. The

@@ -1,6 +1,6 @@
 """Evaluate the reader on held-out XQuAD articles and write the numbers into its meta.json and REPORT.md.
 
-    python assistant/calibration/eval_reader.py --model assistant/models/reader
+    python -m assistant.calibration.eval_reader --model assistant/models/reader
 
 Every number is measured on the ``test`` articles of ``eval/xquad_split.json``; the refusal thresholds come from
 meta.json (fitted by train_reader.py on ``train`` articles only). Per pair (question-document language):
@@ -21,28 +21,29 @@ import json
 import os
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+
+from ..answering.reader import decode_span
+from .reader_data import (
+    PAIRS,
+    Item,
+    exact_match,
+    f1_score,
+    load_items,
+    load_split,
+    read_jsonl,
+)
+
 _ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from reader_data import (PAIRS, Item, exact_match, f1_score, load_items, load_split, read_jsonl)  # noqa: E402
-
-from assistant.answering.reader import decode_span  # noqa: E402
 
 DEFAULT_UNANSWERABLE = _ROOT / "eval" / "xquad-unanswerable"
 
 
 def default_xquad() -> Path:
-    env = os.environ.get("ASSISTANT_XQUAD")
-    if env:
-        return Path(env)
     for cand in (_ROOT / "shared" / "eval" / "xquad", _ROOT.parent / "shared" / "eval" / "xquad",
                  Path("/work/shared/eval/xquad")):
         if (cand / "documents.jsonl").exists():
@@ -82,9 +83,10 @@ def score_items(reader, items: list[Item], chunk: int = 8, log=None) -> dict[str
 
 def e5_cosines(items: list[Item], cache_dir: str | None = None) -> dict[str, np.ndarray]:
     """Baseline: e5 cosine (the project's embedder) between each question and every sentence of its article."""
-    from assistant.embed import load_embedder
+    from ..embed import load_embedder
+    from ..settings import Settings
 
-    cache = cache_dir or os.environ.get("ASSISTANT_CACHE_DIR") or str(Path.home() / ".cache" / "assistant")
+    cache = cache_dir or str(Settings.from_env().store.cache_dir)
     emb = load_embedder(cache_dir=cache)
     questions = sorted({i.question for i in items})
     sentences = sorted({s.text for i in items for s in i.sentences})
@@ -392,9 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sample-seed", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from assistant.answering.reader import Reader
+    from ..answering.reader import Reader
 
     meta_path = args.model / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     test_items = load_items(args.xquad, set(test))
     meta["latency"] = latency(reader, test_items)
     meta["metrics_test"] = result
-    command = "python assistant/calibration/eval_reader.py --model " + str(args.model)
+    command = "python -m assistant.calibration.eval_reader --model " + str(args.model)
     if args.per_pair:
         command += f" --per-pair {args.per_pair} --sample-seed {args.sample_seed}"
     meta["evaluation"] = {"command": command, "articles": test, "seconds": round(time.perf_counter() - t0, 1),

@@ -1,6 +1,6 @@
 """Does the reader add to e5 cosine? A logistic fusion of the two, fitted on the dev articles, measured on test.
 
-    python assistant/calibration/fuse_reader_e5.py --model assistant/models/reader --per-pair 200
+    python -m assistant.calibration.fuse_reader_e5 --model assistant/models/reader --per-pair 200
 
 The answer stage already has the full e5 cosine between the question and every candidate sentence (the index
 stores sentence vectors), so the reader's p_answer need not decide alone. Per candidate the fused score is
@@ -14,20 +14,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_reader import (DEFAULT_UNANSWERABLE, default_xquad, e5_cosines, fit_thresholds, metrics,  # noqa: E402
-                         refusal_inputs, sample_items, score_items, unanswerable_rows)
-from reader_data import load_items  # noqa: E402
+from .eval_reader import (
+    DEFAULT_UNANSWERABLE,
+    default_xquad,
+    e5_cosines,
+    fit_thresholds,
+    metrics,
+    refusal_inputs,
+    sample_items,
+    score_items,
+    unanswerable_rows,
+)
+from .reader_data import load_items
+
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 def features(items, p, cos):
@@ -50,9 +55,7 @@ def main(argv=None):
     ap.add_argument("--sample-seed", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from assistant.answering.reader import Reader
+    from ..answering.reader import Reader
 
     meta_path = args.model / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -106,7 +109,7 @@ def main(argv=None):
         "score": "a * logit(p_answer) + b * e5 cosine + c, logistic regression on the dev articles",
         "weights": {k: {"a_logit": w[0], "b_cosine": w[1], "c": b} for k, (w, b) in models.items()},
         "thresholds": thresholds,
-        "command": f"python assistant/calibration/fuse_reader_e5.py --model {args.model} --per-pair {args.per_pair}",
+        "command": f"python -m assistant.calibration.fuse_reader_e5 --model {args.model} --per-pair {args.per_pair}",
         "metrics_test": result,
     }
     meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

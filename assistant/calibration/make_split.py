@@ -1,6 +1,6 @@
 """Write the recorded article split of XQuAD: ``eval/xquad_split.json`` (24 train / 24 test articles).
 
-    python assistant/calibration/make_split.py --xquad /work/shared/eval/xquad --out eval/xquad_split.json
+    python -m assistant.calibration.make_split --xquad /work/shared/eval/xquad --out eval/xquad_split.json
 
 The 48 doc_ids are sorted, shuffled with ``random.Random(seed)`` and cut in two halves; the same seed gives
 the same split. Everything trained or fitted on XQuAD uses the ``train`` articles; held-out numbers are

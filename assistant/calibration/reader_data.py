@@ -10,18 +10,16 @@ from __future__ import annotations
 import json
 import re
 import string
-import sys
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
 
-from assistant.chunk import chunk_sentences  # noqa: E402
-from assistant.normalize import normalize, tokenize  # noqa: E402
+from ..chunk import chunk_sentences
+from ..normalize import normalize, tokenize
+
+_ROOT = Path(__file__).resolve().parents[2]
 
 PAIRS = ("ar-ar", "en-en", "en-ar", "ar-en")
 QUESTION_FILES = ("questions.jsonl", "questions_crosslingual.jsonl")

@@ -1,6 +1,6 @@
 """Train the bilingual reader (assistant/answering/reader.py) on the train half of XQuAD; write its adapter.
 
-    python assistant/calibration/train_reader.py --out assistant/models/reader
+    python -m assistant.calibration.train_reader --out assistant/models/reader
 
 Data: the ``train`` articles of ``eval/xquad_split.json``, all four pairs (ar-ar, en-en, en-ar, ar-en). A few of
 those articles (``--dev-articles``, drawn with the seed) are held back from training to fit the refusal thresholds
@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -30,17 +29,32 @@ from pathlib import Path
 
 import numpy as np
 
+
+from ..answering.reader import (
+    ADAPTER_FILE,
+    LORA_TARGETS,
+    MAX_LENGTH,
+    META_FILE,
+    Reader,
+    ReaderNet,
+    default_base_folder,
+    encode_pairs,
+    load_base,
+)
+from .eval_reader import (
+    DEFAULT_UNANSWERABLE,
+    default_xquad,
+    e5_cosines,
+    fit_thresholds,
+    latency,
+    metrics,
+    refusal_inputs,
+    score_items,
+    unanswerable_rows,
+)
+from .reader_data import SPLIT_FILE, Item, keyword_overlap, load_items, load_split
+
 _ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from eval_reader import (DEFAULT_UNANSWERABLE, default_xquad, e5_cosines, fit_thresholds, latency,  # noqa: E402
-                         metrics, refusal_inputs, score_items, unanswerable_rows)
-from reader_data import SPLIT_FILE, Item, keyword_overlap, load_items, load_split  # noqa: E402
-
-from assistant.answering.reader import (ADAPTER_FILE, LORA_TARGETS, MAX_LENGTH, META_FILE, Reader,  # noqa: E402
-                                        ReaderNet, default_base_folder, encode_pairs, load_base)
 
 DEFAULT_SEED = 13
 
@@ -179,8 +193,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default="", help="a name for this configuration, kept in meta.json")
     args = ap.parse_args(argv)
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -297,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         "input": "<s> question </s></s> candidate sentence </s> (no prompts, no context)",
         "heads": {"answer": "Linear(2*384 -> 1) on [h(<s>); mean h(candidate)] -> sigmoid = p_answer",
                   "span": "Linear(384 -> 2) start/end logits on candidate tokens; best span <= 30 tokens"},
-        "training_command": "python assistant/calibration/train_reader.py --out " + str(args.out)
+        "training_command": "python -m assistant.calibration.train_reader --out " + str(args.out)
                             + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])
                                       if a not in ("--out", str(args.out))),
         "seed": args.seed,

@@ -105,7 +105,9 @@ def answer_html(text: str, language: str, citations: Sequence[Citation] = (), tu
         direction = _dir(detect_language(para, default=language))
         quote = para[:1] in "«“\"" and len(para) > 1
         if quote:
-            inner = _mark_short(para, short)
+            tail = _TRAILING_MARKER.search(para)
+            body_text, marker = (para[:tail.start()], para[tail.start():]) if tail else (para, "")
+            inner = _mark_short(body_text, short) + _render_runs(marker, turn, known)
             cls = "para quote-block"
         else:
             parts: list[str] = []
@@ -123,6 +125,9 @@ def answer_html(text: str, language: str, citations: Sequence[Citation] = (), tu
         body += f'<small class="notice" dir="auto">{escape_text(notice)}</small>'
     lang = "ar" if language == "ar" else "en"
     return f'<div class="msg" dir="{_dir(language)}" lang="{lang}">{body}</div>'
+
+
+_TRAILING_MARKER = re.compile(r"\s*(?:\[\d+\]\s*)+$")  # "«quote» [2]": a supporting quote's own marker
 
 
 def _mark_short(quote: str, short: Any) -> str:

@@ -47,13 +47,16 @@ needs_xquad = pytest.mark.skipif(not (XQUAD / "documents.jsonl").is_file(), reas
 #   en-ar    0.906  1.000  0.948   0.812       0.656     0.812    0.571        0.000
 # Floors: measured minus 0.05, or minus one question where one question is worth more (refusal accuracy: 15
 # unanswerable questions overall, 8 ar-ar, 7 en-ar); ceilings on the false-refusal rate likewise.
+# Answers quote at most ``answer_quote_chars`` (160) of a sentence, not whole sentences: measured on the seed set,
+# answer accuracy 0.816 -> 0.776 and citation precision 0.715 -> 0.669 for answers a third shorter (253 -> 166
+# characters on average); the floors follow the measurement.
 FLOORS = {
-    "overall": {"hit@1": 0.81, "hit@5": 0.95, "mrr@10": 0.88, "answer_accuracy": 0.76, "citation_precision": 0.66,
-                "citation_recall": 0.81, "refusal_accuracy": 0.39},
-    "ar-ar": {"hit@1": 0.79, "hit@5": 0.95, "mrr@10": 0.86, "answer_accuracy": 0.76, "citation_precision": 0.71,
-              "citation_recall": 0.85, "refusal_accuracy": 0.25},
-    "en-ar": {"hit@1": 0.85, "hit@5": 0.95, "mrr@10": 0.89, "answer_accuracy": 0.76, "citation_precision": 0.60,
-              "citation_recall": 0.76, "refusal_accuracy": 0.42},
+    "overall": {"hit@1": 0.81, "hit@5": 0.95, "mrr@10": 0.88, "answer_accuracy": 0.72, "citation_precision": 0.62,
+                "citation_recall": 0.75, "refusal_accuracy": 0.39},
+    "ar-ar": {"hit@1": 0.79, "hit@5": 0.95, "mrr@10": 0.86, "answer_accuracy": 0.72, "citation_precision": 0.68,
+              "citation_recall": 0.80, "refusal_accuracy": 0.25},
+    "en-ar": {"hit@1": 0.85, "hit@5": 0.95, "mrr@10": 0.89, "answer_accuracy": 0.73, "citation_precision": 0.55,
+              "citation_recall": 0.70, "refusal_accuracy": 0.42},
 }
 CEILINGS = {"overall": {"false_refusal_rate": 0.10}, "ar-ar": {"false_refusal_rate": 0.14},
             "en-ar": {"false_refusal_rate": 0.05}}

@@ -220,8 +220,11 @@ def test_arabic_question_streams_rtl_with_highlighted_source(page):
     src = page.locator("#sources #src-1-1")
     assert "000_45282938db36e51f.txt" in src.locator(".src-doc").text_content()
     assert src.locator(".src-text").get_attribute("dir") == "rtl"
-    mark = src.locator("mark").text_content()
+    mark = src.locator("mark:not(.short)").text_content()
     assert "تم اختراق 4 حسابات" in mark
+    # the short answer is marked inside the cited span, in the source and in the answer
+    assert src.locator("mark.short").text_content() in mark
+    assert "4" in answer.locator("mark.short").first.text_content()
     assert mark in final  # the highlighted span is the cited sentence
 
     # the marker brings its source into view
@@ -237,9 +240,11 @@ def test_english_question_ltr_and_follow_up(page, live):
     assert answer.get_attribute("dir") == "ltr"
     text = answer.text_content()
     assert "4" in text and "[1]" in text
-    # the Arabic quotation inside the English answer is isolated with its own direction
-    assert answer.locator("span.quote[dir=auto]").count() >= 1
-    assert page.locator("#sources #src-1-1 mark").count() == 1
+    # the English lead and the Arabic quote are paragraphs of their own, each in its own direction
+    assert answer.locator(".para").first.get_attribute("dir") == "ltr"
+    quote = answer.locator(".quote-block").first
+    assert quote.get_attribute("dir") == "rtl" and "حسابات" in quote.text_content()
+    assert page.locator("#sources #src-1-1 mark:not(.short)").count() == 1
     _shot(page, "web-english-question.png")
 
     # a short follow-up is understood with the previous question
@@ -281,7 +286,7 @@ def test_upload_then_ask_cites_the_new_document(page, live, tmp_path):
     answer = _last_answer(page).text_content()
     assert "1,240 metres" in answer and "[1]" in answer
     assert "veloria_bridge.txt" in page.locator("#sources #src-1-1 .src-doc").text_content()
-    assert "1,240 metres" in page.locator("#sources #src-1-1 mark").text_content()
+    assert "1,240 metres" in page.locator("#sources #src-1-1 mark:not(.short)").text_content()
     _shot(page, "web-upload-answer.png")
 
 
