@@ -35,10 +35,9 @@ import numpy as np
 
 from assistant.settings import PROJECT_ROOT, Settings
 
-ROOT = PROJECT_ROOT
-sys.path.insert(0, str(ROOT / "assistant" / "calibration"))
+from assistant.calibration.reader_data import PAIRS, load_items
 
-from reader_data import PAIRS, load_items  # noqa: E402
+ROOT = PROJECT_ROOT
 
 READER = ROOT / "assistant" / "models" / "reader"
 SPLIT = ROOT / "eval" / "xquad_split.json"

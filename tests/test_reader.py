@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "assistant" / "models" / "reader"
 SET = ROOT / "eval" / "xquad-unanswerable"
 SPLIT = ROOT / "eval" / "xquad_split.json"
-sys.path.insert(0, str(ROOT / "assistant" / "calibration"))
 
-import build_unanswerable  # noqa: E402
-from reader_data import PAIRS, load_items  # noqa: E402
-
+from assistant.calibration import build_unanswerable  # noqa: E402
+from assistant.calibration.reader_data import PAIRS, load_items  # noqa: E402
 from assistant.normalize import normalize  # noqa: E402
 
 
