@@ -86,12 +86,12 @@ class Assistant:
     def embedder(self):
         with self._lock:
             if self._embedder is None:
-                from .embed import load_embedder
+                from .embed import engine_for, load_embedder
 
                 e = self.settings.embedding
                 self._embedder = load_embedder(e.embedder, cache_dir=self.settings.store.cache_dir,
                                                threads=e.threads, batch_size=e.embed_batch_size,
-                                               engine=e.embed_engine)
+                                               engine=engine_for(e.embedder, e.embed_engine))
             return self._embedder
 
     def _apply_threads(self) -> None:

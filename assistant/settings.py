@@ -72,8 +72,10 @@ class EmbeddingSettings:
     embedder: str = DEFAULT_EMBEDDER  # or any sentence-transformers model folder / cached model name
     embed_batch_size: int = 32
     threads: int | None = None  # torch/faiss threads for embedding documents; None: the library's default
-    # torch (sentence-transformers), or onnx: ONNX Runtime, int8 (the default model only; see assistant/embed/onnx_engine.py)
-    embed_engine: str = "torch"
+    # onnx: ONNX Runtime, int8 (assistant/embed/onnx_engine.py; the gate it passed against torch fp32:
+    # bench/ENGINES.md), for the default model; any other model runs on torch. torch: sentence-transformers fp32.
+    # The reader (assistant/models/reader) runs on the same runtime. Vectors of either engine answer with the other
+    embed_engine: str = "onnx"
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ class AnswerSettings:
     # / 12%, 1.5 -> 0.47 / 6.6%; XQuAD unanswerable, held-back half: 0 -> 0.62 / 7.2%, 0.75 -> 0.49 / 5.3%
     fitted_margin: float = 1.5
     reader: bool = True  # read the best sentences with the trained reader (assistant/models/reader) when installed
-    reader_candidates: int = 2  # how many of the best sentences the reader reads (each costs ~30 ms on one core)
+    reader_candidates: int = 2  # how many of the best sentences the reader reads (each costs ~12 ms of one core on
+    # ONNX Runtime, ~15 ms on torch: bench/reader_engines.py)
     w_reader: float = 0.0  # weight of the reader's probability when choosing among the sentences it read
     # the longest quote of an answer: a longer sentence is quoted by its part most similar to the question (or the
     # part holding a short answer of the kind asked for). Seed set, decision "both": 110 -> answer accuracy 0.711,

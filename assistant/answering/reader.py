@@ -12,6 +12,11 @@ linear heads, stored in ``adapter.safetensors`` next to ``meta.json`` (see ``ass
 At load time the LoRA matrices are merged into the base weights, so inference needs only torch, transformers,
 safetensors and numpy (no peft) and nothing from a hub: the base e5 folder and the adapter folder.
 
+The reader runs on the embedding engine's runtime (:func:`load_reader`): :class:`Reader` on torch, or
+:class:`OnnxReader` on ONNX Runtime, from an export of the same weights made once into the cache folder
+(``answering.reader_onnx``; no torch is imported). Both tokenise with ``encode_pairs`` and decode with
+``decode_span``.
+
 Usage::
 
     reader = Reader.load("assistant/models/reader", base_model_folder)
@@ -21,6 +26,7 @@ Usage::
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -31,9 +37,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..embed.torch_engine import torch_threads
+from ..errors import BackendError
 
-__all__ = ["Reader", "ReaderResult", "ReaderNet", "encode_pairs", "decode_span", "ADAPTER_FILE", "META_FILE",
-           "LORA_TARGETS", "MAX_LENGTH", "MAX_QUESTION_TOKENS", "MAX_SPAN_TOKENS", "default_base_folder"]
+__all__ = ["BaseReader", "OnnxReader", "Reader", "ReaderResult", "ReaderNet", "encode_pairs", "decode_span",
+           "ADAPTER_FILE", "META_FILE", "LORA_TARGETS", "MAX_LENGTH", "MAX_QUESTION_TOKENS", "MAX_SPAN_TOKENS",
+           "default_base_folder", "load_reader"]
 
 ADAPTER_FILE = "adapter.safetensors"
 META_FILE = "meta.json"
@@ -69,27 +77,41 @@ def _torch():
     return torch
 
 
-class ReaderNet(_torch().nn.Module):
-    """The first ``layers`` BERT layers of e5 plus the answer head and the span head."""
+@functools.cache
+def _reader_net_class() -> type:
+    torch = _torch()
 
-    def __init__(self, bert: Any) -> None:
-        torch = _torch()
-        super().__init__()
-        self.bert = bert
-        hidden = bert.config.hidden_size
-        self.answer_head = torch.nn.Linear(2 * hidden, 1)  # [h(<s>); mean h(candidate tokens)] -> logit
-        self.span_head = torch.nn.Linear(hidden, 2)  # start, end logits per token
+    class ReaderNet(torch.nn.Module):
+        """The first ``layers`` BERT layers of e5 plus the answer head and the span head."""
 
-    def forward(self, input_ids, attention_mask, cand_mask):
-        h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        m = cand_mask.to(h.dtype).unsqueeze(-1)
-        mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-        answer_logit = self.answer_head(_torch().cat([h[:, 0], mean], dim=-1)).squeeze(-1)
-        span = self.span_head(h)
-        neg = _torch().finfo(h.dtype).min / 4
-        start = span[..., 0].masked_fill(~cand_mask, neg)
-        end = span[..., 1].masked_fill(~cand_mask, neg)
-        return answer_logit, start, end
+        def __init__(self, bert: Any) -> None:
+            super().__init__()
+            self.bert = bert
+            hidden = bert.config.hidden_size
+            self.answer_head = torch.nn.Linear(2 * hidden, 1)  # [h(<s>); mean h(candidate tokens)] -> logit
+            self.span_head = torch.nn.Linear(hidden, 2)  # start, end logits per token
+
+        def forward(self, input_ids, attention_mask, cand_mask):
+            h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            m = cand_mask.to(h.dtype).unsqueeze(-1)
+            mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+            answer_logit = self.answer_head(torch.cat([h[:, 0], mean], dim=-1)).squeeze(-1)
+            span = self.span_head(h)
+            neg = torch.finfo(h.dtype).min / 4
+            start = span[..., 0].masked_fill(~cand_mask, neg)
+            end = span[..., 1].masked_fill(~cand_mask, neg)
+            return answer_logit, start, end
+
+    ReaderNet.__module__ = __name__
+    return ReaderNet
+
+
+def __getattr__(name: str) -> Any:
+    # ReaderNet is a torch module: the class is made on first use, so that importing this module (the onnx engine
+    # does) never imports torch
+    if name == "ReaderNet":
+        return _reader_net_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_base(base_folder: str | os.PathLike, layers: int):
@@ -191,23 +213,70 @@ def decode_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[
 
 
 READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
+# the embedding engine setting (settings.EmbeddingSettings.embed_engine) -> the reader's ONNX variant (None: torch).
+# The reader runs in float32 on ONNX Runtime whatever the embedder's precision: on 120 held-out XQuAD questions
+# (bench/reader_engines.py, 6 sentences each) the fp32 export gives torch's p_answer to 4 decimals and the same span
+# for every sentence; the int8 export (MatMuls quantised as the embedder's) moves p_answer by up to 0.28 and changes
+# 18% of the spans (15% with the FFN outputs kept in float32), for ~6 ms less per candidate
+_ONNX_VARIANTS = {"torch": None, "onnx": "fp32", "onnx-int8": "fp32", "onnx-fp32": "fp32"}
 
 
-def load_reader(cache_dir: str | os.PathLike | None = None) -> "Reader | None":
-    """The reader shipped in ``assistant/models/reader`` on the project's e5 weights; None when it is not installed."""
+def load_reader(cache_dir: str | os.PathLike | None = None, engine: str = "torch") -> "BaseReader | None":
+    """The reader shipped in ``assistant/models/reader`` on the project's e5 weights; None when it is not installed.
+
+    ``engine`` is the embedding engine setting, which the reader follows: ``"torch"`` runs it on torch
+    (:class:`Reader`); ``"onnx"`` / ``"onnx-int8"`` and ``"onnx-fp32"`` on ONNX Runtime (:class:`OnnxReader`, its
+    float32 export, made into ``<cache_dir>/models/`` on first use), without importing torch."""
+    key = (engine or "torch").strip().lower()
+    if key not in _ONNX_VARIANTS:
+        raise ValueError(f"unknown engine {engine!r} for the reader; known: {', '.join(_ONNX_VARIANTS)}")
     if not (READER_DIR / ADAPTER_FILE).is_file():
         return None
-    return Reader.load(READER_DIR, default_base_folder(cache_dir))
+    base = default_base_folder(cache_dir)
+    variant = _ONNX_VARIANTS[key]
+    if variant is None:
+        return Reader.load(READER_DIR, base)
+    return OnnxReader.load(READER_DIR, base, variant=variant)
 
 
-class Reader:
-    """The trained reader, ready to score; safe to share between threads (one forward pass at a time)."""
+class BaseReader:
+    """What the two engines share: settings from meta.json, and :meth:`score` over :meth:`forward`."""
 
-    def __init__(self, net: ReaderNet, tokenizer: Any, meta: dict) -> None:
-        self.net = net.eval()
+    engine = ""
+
+    def __init__(self, tokenizer: Any, meta: dict) -> None:
         self.tokenizer = tokenizer
         self.meta = meta
         self.max_length = int(meta.get("max_length", MAX_LENGTH))
+
+    def forward(self, question: str, candidates: Sequence[str]):
+        """Raw outputs for one question: (answer logits, start logits, end logits, encoded inputs)."""
+        raise NotImplementedError
+
+    def score(self, question: str, candidates: Sequence[str]) -> list[ReaderResult]:
+        """One result per candidate, in order: p_answer and the best short span (character offsets into it)."""
+        if isinstance(candidates, str):
+            raise TypeError("expected a list of candidate strings")
+        candidates = [str(c) for c in candidates]
+        if not candidates:
+            return []
+        logit, start, end, enc = self.forward(question, candidates)
+        p = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
+        out = []
+        for k, text in enumerate(candidates):
+            a, b, span_p = decode_span(start[k], end[k], enc["offsets"][k], text, enc["cand_pos"])
+            out.append(ReaderResult(float(p[k]), a, b, span_p))
+        return out
+
+
+class Reader(BaseReader):
+    """The trained reader on torch, ready to score; safe to share between threads (one forward pass at a time)."""
+
+    engine = "torch"
+
+    def __init__(self, net: Any, tokenizer: Any, meta: dict) -> None:
+        super().__init__(tokenizer, meta)
+        self.net = net.eval()
         self.threads = 1  # torch threads for one call (0: leave torch's setting)
         self._lock = threading.Lock()
 
@@ -221,7 +290,7 @@ class Reader:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         base = Path(base_model_folder) if base_model_folder else default_base_folder()
         bert, tokenizer = load_base(base, int(meta["layers"]))
-        net = ReaderNet(bert)
+        net = _reader_net_class()(bert)
         tensors = load_file(str(folder / ADAPTER_FILE))
         scaling = float(meta.get("lora_alpha", 0)) / max(int(meta.get("lora_rank", 0)), 1)
         modules = dict(net.named_modules())
@@ -250,17 +319,34 @@ class Reader:
                                          torch.from_numpy(enc["cand_mask"]))
         return logit.float().numpy(), start.float().numpy(), end.float().numpy(), enc
 
-    def score(self, question: str, candidates: Sequence[str]) -> list[ReaderResult]:
-        """One result per candidate, in order: p_answer and the best short span (character offsets into it)."""
-        if isinstance(candidates, str):
-            raise TypeError("expected a list of candidate strings")
-        candidates = [str(c) for c in candidates]
-        if not candidates:
-            return []
-        logit, start, end, enc = self.forward(question, candidates)
-        p = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
-        out = []
-        for k, text in enumerate(candidates):
-            a, b, span_p = decode_span(start[k], end[k], enc["offsets"][k], text, enc["cand_pos"])
-            out.append(ReaderResult(float(p[k]), a, b, span_p))
-        return out
+
+class OnnxReader(BaseReader):
+    """The trained reader on ONNX Runtime (``answering.reader_onnx``): the same inputs, outputs and interface as
+    :class:`Reader`, without torch. Safe to share between threads; calls run at once, each on ``threads`` threads."""
+
+    def __init__(self, session: Any, meta: dict) -> None:
+        super().__init__(session.tokenizer, meta)
+        self.session = session
+        self.engine = f"onnx-{session.variant}"
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, base_model_folder: str | os.PathLike | None = None, *,
+             variant: str = "fp32", threads: int = 1) -> "OnnxReader":
+        """Export the adapter in ``folder`` on the e5 base to ONNX if that is not done yet, and load it."""
+        folder = Path(folder)
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        base = Path(base_model_folder) if base_model_folder else default_base_folder()
+        try:
+            from .reader_onnx import ReaderSession, materialise_reader
+
+            export = materialise_reader(folder / ADAPTER_FILE, meta, base, variant)
+            return cls(ReaderSession(export, threads), meta)
+        except ImportError as exc:
+            raise BackendError(f"the reader on ONNX Runtime needs onnxruntime, and onnx and safetensors for its "
+                               f"export (dependencies of the assistant; reinstall it): {exc}") from exc
+
+    def forward(self, question: str, candidates: Sequence[str]):
+        """Raw outputs for one question: (answer logits, start logits, end logits, encoded inputs)."""
+        enc = encode_pairs(self.tokenizer, question, candidates, self.max_length)
+        logit, start, end = self.session.run(enc["input_ids"], enc["attention_mask"], enc["cand_mask"])
+        return logit, start, end, enc

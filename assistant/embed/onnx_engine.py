@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import metadata
@@ -88,7 +88,7 @@ def export_folder(source: Path, variant: str = DEFAULT_VARIANT) -> Path:
     return source.parent / f"{source.name}-onnx-{variant}"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -96,14 +96,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
 
 
-def _source_marker(source: Path) -> dict | None:
+def source_marker(source: Path) -> dict | None:
     try:
         return json.loads((source / _SOURCE_MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -125,36 +125,24 @@ def _is_complete(folder: Path, source: Path, variant: str) -> bool:
         isinstance(marker, dict)
         and marker.get("exporter_version") == EXPORTER_VERSION
         and marker.get("variant") == variant
-        and marker.get("source_marker") == _source_marker(source)
+        and marker.get("source_marker") == source_marker(source)
         and {k: v.get("size") for k, v in (marker.get("source_files") or {}).items()} == sizes
         and all((folder / name).is_file() for name in _REQUIRED_FILES)
     )
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _check_source(source: Path) -> dict:
-    """The model's shape and prompts from the sentence-transformers folder; ValueError if it is not what the
-    exporter handles (a BertModel encoder, mean pooling over all tokens, normalised output)."""
-    cfg = _read_json(source / "config.json")
+def bert_shape(folder: Path) -> dict:
+    """The encoder's shape from ``config.json`` of a model folder; ValueError if it is not what :func:`encoder_nodes`
+    writes (a BertModel encoder: GELU, absolute positions)."""
+    cfg = read_json(folder / "config.json")
     if (cfg.get("model_type") != "bert" or cfg.get("hidden_act") != "gelu"
             or cfg.get("position_embedding_type", "absolute") != "absolute"):
-        raise ValueError(f"{source}: the ONNX exporter handles BertModel encoders (GELU, absolute positions), "
+        raise ValueError(f"{folder}: the ONNX exporter handles BertModel encoders (GELU, absolute positions), "
                          f"not {cfg.get('model_type')}")
-    pooling = _read_json(source / "1_Pooling" / "config.json")
-    if not pooling.get("pooling_mode_mean_tokens") or not pooling.get("include_prompt", True) or any(
-        pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                 "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
-                                 "pooling_mode_lasttoken")):
-        raise ValueError(f"{source}: the ONNX exporter handles mean pooling over all tokens only")
-    modules = [m.get("type", "") for m in _read_json(source / "modules.json")]
-    if not any(t.endswith("Normalize") for t in modules):
-        raise ValueError(f"{source}: the ONNX exporter expects normalised output (a Normalize module)")
-    st = _read_json(source / "config_sentence_transformers.json")
-    prompts = st.get("prompts") or {}
-    max_len = int(_read_json(source / "sentence_bert_config.json").get("max_seq_length") or 512)
     return {
         "hidden": int(cfg["hidden_size"]),
         "layers": int(cfg["num_hidden_layers"]),
@@ -162,31 +150,85 @@ def _check_source(source: Path) -> dict:
         "intermediate": int(cfg["intermediate_size"]),
         "eps": float(cfg["layer_norm_eps"]),
         "vocab_size": int(cfg["vocab_size"]),
-        "max_tokens": min(max_len, int(cfg["max_position_embeddings"])),
+        "max_tokens": int(cfg["max_position_embeddings"]),
         "bos_id": int(cfg.get("bos_token_id", 0)),
         "eos_id": int(cfg.get("eos_token_id", 2)),
         "pad_id": int(cfg.get("pad_token_id", 1)),
+    }
+
+
+def _check_source(source: Path) -> dict:
+    """The model's shape and prompts from the sentence-transformers folder; ValueError if it is not what the
+    exporter handles (a BertModel encoder, mean pooling over all tokens, normalised output)."""
+    shape = bert_shape(source)
+    pooling = read_json(source / "1_Pooling" / "config.json")
+    if not pooling.get("pooling_mode_mean_tokens") or not pooling.get("include_prompt", True) or any(
+        pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                 "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                                 "pooling_mode_lasttoken")):
+        raise ValueError(f"{source}: the ONNX exporter handles mean pooling over all tokens only")
+    modules = [m.get("type", "") for m in read_json(source / "modules.json")]
+    if not any(t.endswith("Normalize") for t in modules):
+        raise ValueError(f"{source}: the ONNX exporter expects normalised output (a Normalize module)")
+    st = read_json(source / "config_sentence_transformers.json")
+    prompts = st.get("prompts") or {}
+    max_len = int(read_json(source / "sentence_bert_config.json").get("max_seq_length") or 512)
+    return {
+        **shape,
+        "max_tokens": min(max_len, shape["max_tokens"]),
         "query_prompt": prompts.get("query") or "",
         "passage_prompt": prompts.get("passage") or prompts.get("document") or "",
     }
 
 
-def build_graph(weights: dict[str, np.ndarray], shape: dict):
-    """The encoder as an ONNX graph (fp32): ``inputs_embeds`` (batch, seq, hidden) float32, the word embeddings
-    of the tokens, and ``attention_mask`` (batch, seq) int64 in; ``sentence_embedding`` (batch, hidden) out, the
-    mean of the last hidden states over the mask (not normalised)."""
-    from onnx import TensorProto, helper, numpy_helper
+class GraphBuilder:
+    """Collects the nodes and initialisers of an ONNX graph written by hand (each node named after its output)."""
 
-    H, NH, eps = shape["hidden"], shape["heads"], shape["eps"]
-    initializers, nodes = [], []
+    def __init__(self) -> None:
+        self.initializers: list = []
+        self.nodes: list = []
 
-    def const(name: str, value: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+    def const(self, name: str, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def node(op: str, inputs: list[str], output: str, domain: str | None = None, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attrs))
+    def node(self, op: str, inputs: list[str], output: str, domain: str | None = None, **attrs) -> str:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attrs))
         return output
+
+    def split(self, value: str, outputs: list[str], name: str, axis: int = -1) -> list[str]:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node("Split", [value], outputs, name=name, axis=axis,
+                                           num_outputs=len(outputs)))
+        return outputs
+
+    def model(self, name: str, inputs: list, outputs: list, producer: str, version: int):
+        """The graph as a model for ONNX Runtime's CPU provider (opset 18 and its com.microsoft operators)."""
+        from onnx import helper
+
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
+        model = helper.make_model(graph, producer_name=producer, producer_version=str(version),
+                                  opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
+        model.ir_version = 8  # readable by onnxruntime >= 1.13
+        return model
+
+
+def encoder_nodes(g: GraphBuilder, weights: dict[str, np.ndarray], shape: dict, inputs_embeds: str,
+                  attention_mask: str) -> str:
+    """BertModel's encoder on the word embeddings ``inputs_embeds`` (batch, seq, hidden) float32 under
+    ``attention_mask`` (batch, seq) int64: position and token type embeddings, LayerNorm and ``shape["layers"]``
+    layers of ONNX Runtime's fused CPU operators. ``weights``: BertModel's names, float32 (the layers beyond
+    ``shape["layers"]`` are not read). Returns the name of the last hidden states (batch, seq, hidden). The
+    MatMuls are named ``l{i}.qkv``, ``l{i}.ao``, ``l{i}.fi`` (FFN input) and ``l{i}.fo`` (FFN output)."""
+    from onnx import TensorProto
+
+    NH, eps = shape["heads"], shape["eps"]
+    const, node = g.const, g.node
 
     def w(name: str) -> np.ndarray:
         return np.asarray(weights[name], dtype=np.float32)
@@ -194,12 +236,12 @@ def build_graph(weights: dict[str, np.ndarray], shape: dict):
     # BertModel: word + position (0..seq-1) + token type 0 embeddings, then LayerNorm. The token type row is
     # constant, so it is folded into the position table.
     positions = w("embeddings.position_embeddings.weight") + w("embeddings.token_type_embeddings.weight")[0]
-    node("Shape", ["attention_mask"], "seq_len", start=1, end=2)
+    node("Shape", [attention_mask], "seq_len", start=1, end=2)
     node("Slice", [const("positions", positions), const("zero", np.array([0], np.int64)), "seq_len"], "pos_embeds")
-    node("Add", ["inputs_embeds", "pos_embeds"], "embeds")
+    node("Add", [inputs_embeds, "pos_embeds"], "embeds")
     x = node("LayerNormalization", ["embeds", const("emb_ln_w", w("embeddings.LayerNorm.weight")),
                                     const("emb_ln_b", w("embeddings.LayerNorm.bias"))], "emb_out", axis=-1, epsilon=eps)
-    node("Cast", ["attention_mask"], "mask_i32", to=TensorProto.INT32)
+    node("Cast", [attention_mask], "mask_i32", to=TensorProto.INT32)
     for i in range(shape["layers"]):
         p = f"encoder.layer.{i}."
 
@@ -214,8 +256,7 @@ def build_graph(weights: dict[str, np.ndarray], shape: dict):
         qkv_w = np.concatenate([lw(f"attention.self.{n}").T for n in ("query", "key", "value")], axis=1)
         qkv_b = np.concatenate([lb(f"attention.self.{n}") for n in ("query", "key", "value")])
         qkv = node("MatMul", [x, const(f"l{i}.qkv.w", qkv_w)], f"l{i}.qkv")
-        nodes.append(helper.make_node("Split", [qkv], [f"l{i}.q", f"l{i}.k", f"l{i}.v"], name=f"l{i}.split",
-                                      axis=-1, num_outputs=3))
+        g.split(qkv, [f"l{i}.q", f"l{i}.k", f"l{i}.v"], f"l{i}.split")
         attn = node("MultiHeadAttention", [f"l{i}.q", f"l{i}.k", f"l{i}.v", const(f"l{i}.qkv.b", qkv_b), "mask_i32"],
                     f"l{i}.attn", domain="com.microsoft", num_heads=NH)
         ao = node("MatMul", [attn, const(f"l{i}.ao.w", lw("attention.output.dense").T)], f"l{i}.ao")
@@ -230,6 +271,19 @@ def build_graph(weights: dict[str, np.ndarray], shape: dict):
                                             const(f"l{i}.oln.b", lb("output.LayerNorm")),
                                             const(f"l{i}.fo.b", lb("output.dense"))],
                  f"l{i}.out", domain="com.microsoft", epsilon=eps)
+    return x
+
+
+def build_graph(weights: dict[str, np.ndarray], shape: dict):
+    """The encoder as an ONNX graph (fp32): ``inputs_embeds`` (batch, seq, hidden) float32, the word embeddings
+    of the tokens, and ``attention_mask`` (batch, seq) int64 in; ``sentence_embedding`` (batch, hidden) out, the
+    mean of the last hidden states over the mask (not normalised)."""
+    from onnx import TensorProto, helper
+
+    H = shape["hidden"]
+    g = GraphBuilder()
+    const, node = g.const, g.node
+    x = encoder_nodes(g, weights, shape, "inputs_embeds", "attention_mask")
     # mean pooling over the tokens the mask keeps (sentence-transformers' Pooling, mean mode)
     node("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
     node("Unsqueeze", ["mask_f", const("axis2", np.array([2], np.int64))], "mask_f3")
@@ -238,17 +292,13 @@ def build_graph(weights: dict[str, np.ndarray], shape: dict):
     node("ReduceSum", ["mask_f", "axis1"], "count", keepdims=1)
     node("Max", ["count", const("min_count", np.array(1e-9, np.float32))], "count_clamped")
     node("Div", ["summed", "count_clamped"], "sentence_embedding")
-    graph = helper.make_graph(
-        nodes, "multilingual-e5-small-encoder",
+    return g.model(
+        "multilingual-e5-small-encoder",
         [helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT, ["batch", "seq", H]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
         [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", H])],
-        initializers,
+        "assistant.embed.onnx_engine", EXPORTER_VERSION,
     )
-    model = helper.make_model(graph, producer_name="assistant.embed.onnx_engine", producer_version=str(EXPORTER_VERSION),
-                              opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
-    model.ir_version = 8  # readable by onnxruntime >= 1.13
-    return model
 
 
 def block_codes(table: np.ndarray, block: int = WORD_BLOCK) -> tuple[np.ndarray, np.ndarray, float]:
@@ -287,14 +337,14 @@ def _write_export(folder: Path, source: Path, variant: str) -> None:
     """Write the export of ``source`` into the empty folder ``folder``; the marker last."""
     try:
         import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import onnxruntime.quantization  # noqa: F401
         from safetensors.numpy import load_file
     except ImportError as exc:
         raise EmbedderError(f"exporting the model to ONNX needs the onnx, onnxruntime and safetensors packages "
-                            f"(the onnx extra): {exc}") from exc
+                            f"(dependencies of the assistant; reinstall it): {exc}") from exc
 
     shape = _check_source(source)
-    source_files = {name: {"size": (source / name).stat().st_size, "sha256": _sha256(source / name)}
+    source_files = {name: {"size": (source / name).stat().st_size, "sha256": sha256_file(source / name)}
                     for name in _SOURCE_FILES}
     weights = load_file(str(source / "model.safetensors"))
     word = weights.pop("embeddings.word_embeddings.weight")
@@ -303,13 +353,7 @@ def _write_export(folder: Path, source: Path, variant: str) -> None:
     model = build_graph(weights, shape)
     del weights
     if variant == "int8":
-        with _quiet_quantizer():
-            quantize_dynamic(
-                model, folder / MODEL_FILE, op_types_to_quantize=["MatMul"], per_channel=True,
-                weight_type=QuantType.QInt8, nodes_to_exclude=list(FP32_MATMULS),
-                # the fused operators' outputs have no type for onnx's shape inference; they are all float32
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
-            )
+        quantise_matmuls(model, folder / MODEL_FILE, FP32_MATMULS)
     elif variant == "fp32":
         onnx.save(model, str(folder / MODEL_FILE))
     else:
@@ -325,16 +369,28 @@ def _write_export(folder: Path, source: Path, variant: str) -> None:
         "exporter_version": EXPORTER_VERSION,
         "variant": variant,
         "source_folder": source.name,
-        "source_marker": _source_marker(source),
+        "source_marker": source_marker(source),
         "source_files": source_files,
-        "onnx": _version("onnx"),
-        "onnxruntime": _version("onnxruntime"),
+        "onnx": package_version("onnx"),
+        "onnxruntime": package_version("onnxruntime"),
         "word_embeddings_max_abs_error": word_error,
     }
-    for path in folder.rglob("*"):
-        if path.is_file():
-            os.chmod(path, 0o644)
     (folder / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+
+
+def quantise_matmuls(model, path: Path, keep_fp32: Sequence[str] = ()) -> None:
+    """Write ``model`` to ``path`` with its MatMuls quantised dynamically to int8 (weights per output channel,
+    activations uint8 scaled per call), all but the nodes named in ``keep_fp32``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_quantizer():
+        quantize_dynamic(
+            model, Path(path), op_types_to_quantize=["MatMul"], per_channel=True,
+            weight_type=QuantType.QInt8, nodes_to_exclude=list(keep_fp32),
+            # the fused operators' outputs have no type for onnx's shape inference; they are all float32
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+        )
 
 
 @contextmanager
@@ -383,18 +439,56 @@ def materialise_onnx(source: str | Path, variant: str = DEFAULT_VARIANT) -> Path
         raise ValueError(f"unknown ONNX variant {variant!r}; known: {', '.join(VARIANTS)}")
     source = Path(source).expanduser().resolve()
     target = export_folder(source, variant)
-    if _is_complete(target, source, variant):
+    return export_once(target, lambda: _is_complete(target, source, variant),
+                       lambda folder: _write_export(folder, source, variant))
+
+
+_TOKENIZERS: dict[str, object] = {}
+_TOKENIZERS_LOCK = threading.Lock()
+
+
+def shared_tokenizer(path: str | Path):
+    """A ``tokenizers.Tokenizer`` of the file ``path``, without truncation or padding, loaded once per process for
+    each content: the embedder and the reader share e5's ``tokenizer.json`` (250k pieces: parsing it takes most of
+    their load time, ~0.5-0.9 s each). Callers must not change its settings (encoding needs no lock then)."""
+    from tokenizers import Tokenizer
+
+    path = Path(path)
+    key = sha256_file(path)  # ~20 ms for e5's 17 MB
+    with _TOKENIZERS_LOCK:
+        tokenizer = _TOKENIZERS.get(key)
+        if tokenizer is None:
+            tokenizer = Tokenizer.from_file(str(path))
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            _TOKENIZERS[key] = tokenizer
+        return tokenizer
+
+
+def export_once(target: Path, is_complete: Callable[[], bool], write: Callable[[Path], None]) -> Path:
+    """Make the folder ``target`` with ``write`` unless ``is_complete()`` says it is already there; returns it.
+
+    ``write`` fills an empty temporary sibling (its marker file last), which is then renamed into place, under a lock
+    on the parent folder: a second process waits for the first one's export instead of redoing it, and a half-written
+    folder is never seen at ``target``. Leftovers of an interrupted export are removed; an incomplete or stale
+    ``target`` is replaced.
+    """
+    target = Path(target)
+    if is_complete():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with _export_lock(target.parent):
-        if _is_complete(target, source, variant):  # exported by another process while this one waited
+        if is_complete():  # exported by another process while this one waited
             return target
         for stale in target.parent.glob(f".{target.name}.tmp-*"):  # an interrupted export (its lock is free)
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             os.chmod(tmp, 0o755)
-            _write_export(tmp, source, variant)
+            write(tmp)
+            for path in tmp.rglob("*"):
+                if path.is_file():
+                    os.chmod(path, 0o644)
             if target.exists():  # incomplete or stale: move it aside, then replace it
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
                 try:
@@ -457,7 +551,7 @@ class OnnxEmbedder(QueryCache):
         except ImportError as exc:
             raise EmbedderError(f"the onnx engine needs onnxruntime and tokenizers: {exc}") from exc
         folder = Path(folder)
-        config = _read_json(folder / ENGINE_CONFIG)
+        config = read_json(folder / ENGINE_CONFIG)
         self.folder = folder
         self.name = name
         self.variant = str(config.get("variant", ""))
@@ -470,10 +564,8 @@ class OnnxEmbedder(QueryCache):
         self.threads = int(threads) if threads and threads > 0 else _available_cores()
         self._bos, self._eos, self._pad = int(config["bos_id"]), int(config["eos_id"]), int(config["pad_id"])
         self._block = int(config.get("word_block", WORD_BLOCK))
-        self._tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
         # never changed afterwards, so encoding needs no lock (the torch path's tokenizer settings are shared)
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
+        self._tokenizer = shared_tokenizer(folder / TOKENIZER)
         self._codes = np.load(folder / WORD_CODES, mmap_mode="r", allow_pickle=False)
         self._scales = np.load(folder / WORD_SCALES, mmap_mode="r", allow_pickle=False)
         options = ort.SessionOptions()
@@ -564,7 +656,8 @@ def load_onnx_embedder(source: str | Path, name: str = DEFAULT_EMBEDDER, *, vari
         import onnxruntime  # noqa: F401  (before a long export that could not be used)
         import tokenizers  # noqa: F401
     except ImportError as exc:
-        raise EmbedderError(f"the onnx engine needs onnxruntime and tokenizers (the onnx extra): {exc}") from exc
+        raise EmbedderError(f"the onnx engine needs onnxruntime and tokenizers (dependencies of the assistant; "
+                            f"reinstall it): {exc}") from exc
     try:
         folder = materialise_onnx(source, variant)
     except (OSError, ValueError) as exc:

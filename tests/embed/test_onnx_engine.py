@@ -53,11 +53,11 @@ def real_texts() -> tuple[list[str], list[str]]:
     return passages, questions
 
 
-def test_interface(onnx_embedder, embedder):
+def test_interface(onnx_embedder, torch_embedder):
     e = onnx_embedder
     assert isinstance(e, Embedder)
-    assert (e.name, e.dim, e.max_tokens) == (embedder.name, embedder.dim, embedder.max_tokens)
-    assert (e.query_prompt, e.passage_prompt) == (embedder.query_prompt, embedder.passage_prompt) == \
+    assert (e.name, e.dim, e.max_tokens) == (torch_embedder.name, torch_embedder.dim, torch_embedder.max_tokens)
+    assert (e.query_prompt, e.passage_prompt) == (torch_embedder.query_prompt, torch_embedder.passage_prompt) == \
         ("query: ", "passage: ")
     vecs = e.embed_passages(["one passage", "another passage"])
     assert vecs.dtype == np.float32 and vecs.shape == (2, 384)
@@ -68,32 +68,33 @@ def test_interface(onnx_embedder, embedder):
         e.embed_passages("a single string")
 
 
-def test_same_token_counts_as_torch(onnx_embedder, embedder):
+def test_same_token_counts_as_torch(onnx_embedder, torch_embedder):
     passages, questions = real_texts()
     odd = ["", " ", "ﻣَﺮﺣﺒﺎ ﺑﻜﻢ ﷲَّ", "ＦＵＬＬ width ﬁne \u00a0 spaces\u3000here", "emoji 🦜🦜 and 𠀀𠀀 unknown", "<s> written </s>"]
     for text in passages + questions + odd:
-        assert onnx_embedder.count_tokens(text) == embedder.count_tokens(text), text
+        assert onnx_embedder.count_tokens(text) == torch_embedder.count_tokens(text), text
 
 
-def test_model_inputs_match_sentence_transformers(onnx_embedder, embedder):
+def test_model_inputs_match_sentence_transformers(onnx_embedder, torch_embedder):
     """Prompt, special tokens and truncation to max_tokens as sentence-transformers tokenises."""
     long_text = SEED.read_text(encoding="utf-8") * 2  # well over 512 tokens
     texts = ["short", "ﻣَﺮﺣﺒﺎ ﺑﻜﻢ", long_text]
     ours = onnx_embedder.token_ids(texts, "passage: ")
-    tokenizer = embedder._model.tokenizer
-    theirs = tokenizer(["passage: " + t for t in texts], truncation=True, max_length=embedder.max_tokens)["input_ids"]
+    tokenizer = torch_embedder._model.tokenizer
+    theirs = tokenizer(["passage: " + t for t in texts], truncation=True,
+                       max_length=torch_embedder.max_tokens)["input_ids"]
     assert ours == [list(x) for x in theirs]
     assert len(ours[2]) == 512
 
 
-def test_close_to_torch_on_real_texts(onnx_embedder, embedder):
+def test_close_to_torch_on_real_texts(onnx_embedder, torch_embedder):
     passages, questions = real_texts()
     long_text = SEED.read_text(encoding="utf-8") * 2
     passages.append(long_text)
     # torch one text at a time: small work runs on one thread (two threads stall when the machine is busy)
-    reference = np.vstack([embedder.embed_passages([t]) for t in passages])
+    reference = np.vstack([torch_embedder.embed_passages([t]) for t in passages])
     p = np.sum(onnx_embedder.embed_passages(passages) * reference, axis=1)
-    q = np.sum(onnx_embedder.embed_queries(questions) * embedder.embed_queries(questions), axis=1)
+    q = np.sum(onnx_embedder.embed_queries(questions) * torch_embedder.embed_queries(questions), axis=1)
     assert p.min() >= MIN_COSINE, p
     assert q.min() >= MIN_COSINE, q
     assert p.mean() >= 0.995 and q.mean() >= 0.995
@@ -183,6 +184,17 @@ def test_engine_errors(cache_dir, tmp_path):
         load_embedder(cache_dir=cache_dir, engine="tensorflow")
     with pytest.raises(EmbedderError, match="only the default model"):
         load_embedder(str(tmp_path), cache_dir=cache_dir, engine="onnx")
+
+
+def test_default_engine_is_onnx_for_the_default_model_only(tmp_path):
+    from assistant.embed import DEFAULT_EMBEDDER, engine_for
+    from assistant.settings import Settings
+
+    assert Settings().embedding.embed_engine == "onnx"
+    assert engine_for(DEFAULT_EMBEDDER, "onnx") == engine_for("intfloat/multilingual-e5-small", "onnx") == "onnx"
+    assert engine_for(str(tmp_path), "onnx") == "torch"  # another model: the onnx engine cannot run it
+    assert engine_for(str(tmp_path), "onnx-int8") == "onnx-int8"  # explicit: load_embedder refuses it
+    assert engine_for(DEFAULT_EMBEDDER, "torch") == "torch"
 
 
 def test_block_codes_exact_on_a_4bit_grid():

