@@ -327,7 +327,7 @@ def serve(
 ) -> None:
     """Start the web chat (streamed cited answers, sources, document upload) over the same index. Signing in is
     required whenever the collection has users."""
-    settings = _settings(index, embedder, threads, store=store, uploads_dir=uploads)
+    settings = _settings(index, embedder, threads, store=store, web_uploads_dir=uploads)
     try:
         from .store import open_store
         from .web.auth import sign_in_policy

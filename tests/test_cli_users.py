@@ -94,8 +94,8 @@ def test_serve_on_a_shared_address_without_users_refuses_to_start(tmp_path, host
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "assistant", "serve", "--host", host, "--port", str(port),
-                          "--index", str(tmp_path / "index")], capture_output=True, text=True, timeout=300, env=env,
-                         cwd=tmp_path)
+                          "--index", str(tmp_path / "index"), "--uploads", str(tmp_path / "uploads")],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines() == [
         f"error: refusing to serve on {host} without sign-in: add a user first (`assistant users add NAME --admin`), "
