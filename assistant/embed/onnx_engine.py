@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import EmbedderError
 from ..settings import DEFAULT_EMBEDDER
-from .base import QUERY_CACHE_SIZE, SINGLE_THREAD_CHARS, QueryCache, as_text_list
+from .base import QUERY_CACHE_SIZE, QueryCache, as_text_list
 
 __all__ = ["VARIANTS", "OnnxEmbedder", "export_folder", "load_onnx_embedder", "materialise_onnx"]
 
@@ -443,6 +443,13 @@ def materialise_onnx(source: str | Path, variant: str = DEFAULT_VARIANT) -> Path
                        lambda folder: _write_export(folder, source, variant))
 
 
+# A call of more than this many characters spreads its batches over the worker threads. Each thread runs whole
+# batches in its own single-threaded session, so nothing waits on another core as torch's intra-op threads do, and
+# a file's few chunks (~4 of ~1,200 characters in XQuAD) are worth splitting: ingesting 32 XQuAD documents on 2
+# threads took 13.0 s with the 6,000-character threshold of the torch engine (base.SINGLE_THREAD_CHARS) and 9.7 s with
+# this one, the same 17.5 s of CPU. A question or the parts of one answer's sentences stay on one thread.
+PARALLEL_MIN_CHARS = 1500
+
 _TOKENIZERS: dict[str, object] = {}
 _TOKENIZERS_LOCK = threading.Lock()
 
@@ -538,7 +545,7 @@ class OnnxEmbedder(QueryCache):
 
     Same interface and behaviour as :class:`~assistant.embed.SentenceTransformerEmbedder`: the model's
     ``query: ``/``passage: `` prompts, an LRU cache of query vectors, identical token counts. The model runs on one
-    thread per call; a large call (more than ``SINGLE_THREAD_CHARS`` characters: ingesting documents) spreads its
+    thread per call; a large call (more than ``PARALLEL_MIN_CHARS`` characters: ingesting documents) spreads its
     batches over ``threads`` calls at once (default: the available cores), which keeps going when another process
     holds a core, where one call's threads would wait for each other. Safe to share between threads.
     """
@@ -633,7 +640,7 @@ class OnnxEmbedder(QueryCache):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        small = sum(len(t) for t in texts) <= SINGLE_THREAD_CHARS
+        small = sum(len(t) for t in texts) <= PARALLEL_MIN_CHARS
         ids = self.token_ids(texts, prompt, parallel=not small)
         batches = plan_batches([len(r) for r in ids], self.batch_size)
 

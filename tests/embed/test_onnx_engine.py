@@ -104,8 +104,8 @@ def test_one_text_alone_or_in_a_large_batch(onnx_embedder):
     """Large work runs batches on several threads; a text's vector hardly depends on its batch (the int8
     activations are scaled per batch)."""
     passages, _ = real_texts()
-    many = passages * 2  # over SINGLE_THREAD_CHARS: the parallel path
-    assert sum(map(len, many)) > embed_onnx.SINGLE_THREAD_CHARS
+    many = passages * 2  # over PARALLEL_MIN_CHARS: the parallel path
+    assert sum(map(len, many)) > embed_onnx.PARALLEL_MIN_CHARS
     together = onnx_embedder.embed_passages(many)
     alone = np.vstack([onnx_embedder.embed_passages([t]) for t in passages])
     assert np.sum(together[: len(passages)] * alone, axis=1).min() > 0.995
