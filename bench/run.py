@@ -1083,8 +1083,8 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
 
 
 def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list[str]]) -> None:
-    """Question-time embedding on one thread (the rule in assistant/embed/base.py, SINGLE_THREAD_CHARS, as the
-    embedder's engine applies it) against the engine's threads for everything (the behaviour before the rule)."""
+    """Question-time embedding on one thread (the engine's rule: SINGLE_THREAD_CHARS of assistant/embed/base.py for
+    torch, PARALLEL_MIN_CHARS of the onnx engine) against the engine's threads for everything (before the rule)."""
     import importlib
 
     embed = importlib.import_module(type(emb).__module__)  # the engine's module: where it reads the rule
@@ -1095,12 +1095,13 @@ def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list
         default = torch.get_num_threads()
     else:  # onnx: one batch per thread
         default = emb.threads
-    rule = embed.SINGLE_THREAD_CHARS
+    name = "SINGLE_THREAD_CHARS" if hasattr(embed, "SINGLE_THREAD_CHARS") else "PARALLEL_MIN_CHARS"  # torch / onnx
+    rule = getattr(embed, name)
     res: dict[str, tuple[list[float], list[float]]] = {}
     small = getattr(embed, "SMALL_WORK_BATCH", None)
     for label, limit in ((f"before: {default} threads (engine default), batch {emb.batch_size}", 0),
                          ("now: 1 thread" + (f", batch {small}" if small else ""), rule)):
-        embed.SINGLE_THREAD_CHARS = limit
+        setattr(embed, name, limit)
         q_lat, s_lat = [], []
         try:
             for q in questions:
@@ -1113,7 +1114,7 @@ def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list
                 emb.embed_passages(batch)
                 s_lat.append(now() - start)
         finally:
-            embed.SINGLE_THREAD_CHARS = rule
+            setattr(embed, name, rule)
         res[label] = (q_lat, s_lat)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     t.add(section, "question embedding p50 / p95",
