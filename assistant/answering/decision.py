@@ -30,14 +30,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import AssistantError
+from ..errors import AssistantError, SettingsError
 from ..normalize import light_stem, tokenize
 from ..settings import AnswerSettings
 from .agreement import _near, name_skeleton, names_in
 from .answer_types import holds_type
 
-__all__ = ["DECISION_FILE", "FEATURES", "Decision"]
+__all__ = ["DECISIONS", "DECISION_FILE", "FEATURES", "Decision"]
 
+DECISIONS = ("both", "fitted", "thresholds")  # the answer_decision setting
 DECISION_FILE = Path(__file__).resolve().parent.parent / "models" / "answerability.json"
 FEATURES = ("confidence", "dense", "margin", "coverage", "rare_missing", "anchors_missing", "type_ok",
             "short_type_ok", "reader_p", "best_p", "has_reader")
@@ -62,6 +63,8 @@ class Decision:
         """The fitted decision when it is installed and the settings do not say otherwise, else confidence against
         the refusal thresholds."""
         params = params or AnswerSettings()
+        if params.decision not in DECISIONS:
+            raise SettingsError(f"unknown answer decision {params.decision!r}; choose one of {', '.join(DECISIONS)}")
         if params.decision in ("fitted", "both") and DECISION_FILE.is_file():
             fitted = cls.load(DECISION_FILE)
             if params.decision == "both":

@@ -104,3 +104,15 @@ def test_quotes_are_the_clause_of_the_short_answer_within_the_limit():
     assert sentence[a:b].strip() == sentence[a:b] and "241" in sentence[a:b]
     short = "Denver won the game."
     assert quote_span(short, (0, 6)) == (0, len(short))
+
+
+def test_an_unknown_decision_is_refused_with_one_line():
+    from assistant.answering.decision import Decision
+    from assistant.errors import SettingsError
+    from assistant.settings import AnswerSettings
+
+    with pytest.raises(SettingsError, match="unknown answer decision 'sometimes'; choose one of both, fitted"):
+        Decision.default(AnswerSettings(decision="sometimes"))
+    assert Decision.default(AnswerSettings(decision="thresholds")).source == "thresholds"
+    both = Decision.default(AnswerSettings(decision="both", fitted_margin=1.5))
+    assert both.floor is not None and both.floor.source == "thresholds" and both.margin == 1.5
