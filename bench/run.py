@@ -942,7 +942,7 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
     results: dict[str, Any] = {}
     try:
         probe = PostgresStore(pg_location(url, "bench_probe"))
-        with probe._connection() as conn:
+        with probe.connection() as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
@@ -994,7 +994,7 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
                 put += now() - t0
             deferred.close()
             store = PostgresStore(location, settings)
-            with store._connection() as conn:
+            with store.connection() as conn:
                 counts = conn.execute(store.sql(
                     "SELECT (SELECT count(*) FROM {s}.chunks), (SELECT count(*) FROM {s}.sentences), "
                     "(SELECT count(*) FROM {s}.postings), (SELECT count(*) FROM {s}.terms)")).fetchone()
@@ -1091,7 +1091,7 @@ def bench_threads(t: Table, emb: Any, questions: list[str], sentences: list[list
 
     embed = importlib.import_module(type(emb).__module__)  # the engine's module: where it reads the rule
     section = "6. threads"
-    if hasattr(emb, "_model"):  # torch: the library's intra-op threads
+    if not getattr(emb, "engine", "").startswith("onnx"):  # torch: the library's intra-op threads
         import torch
 
         default = torch.get_num_threads()

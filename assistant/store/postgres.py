@@ -606,7 +606,7 @@ class PostgresStore:
     # -- Store -------------------------------------------------------------------------------------------------------
     def exists(self) -> bool:
         try:
-            with self._connection() as conn:
+            with self.connection() as conn:
                 version = self._schema_version(conn)
                 self._check_version(version)
                 if version is None:
@@ -676,11 +676,14 @@ class PostgresStore:
 
     def drop(self) -> None:
         """Delete the collection (its schema and everything in it)."""
-        with self._connection() as conn:
+        with self.connection() as conn:
             conn.execute(self.sql("DROP SCHEMA IF EXISTS {s} CASCADE"))
         self._version_ok = False
 
-    def _connection(self):
+    def connection(self):
+        """A pooled connection of the collection's database, as a context manager (``with store.connection() as
+        conn``): for diagnostics and maintenance (its server's settings, row counts); reads and writes of the
+        collection go through ``reader()`` and ``writer()``."""
         return _Borrowed(self.pool, self.location)
 
     # -- locks -------------------------------------------------------------------------------------------------------
@@ -733,7 +736,7 @@ class PostgresStore:
 
 
 class _Borrowed:
-    """``with store._connection() as conn``: a pooled connection, given back (rolled back) at the end; a database
+    """``with store.connection() as conn``: a pooled connection, given back (rolled back) at the end; a database
     error inside becomes a ``StoreError``."""
 
     def __init__(self, pool: _Pool, location: str) -> None:
@@ -1782,7 +1785,7 @@ class PostgresUserTable:
         return self.store.prepare(conn, create=create) is not None
 
     def get(self, name: str) -> UserRecord | None:
-        with self.store._connection() as conn:
+        with self.store.connection() as conn:
             if not self._ready(conn, False):
                 return None
             row = conn.execute(self.store.sql("SELECT name, password_hash, admin, created FROM {s}.users "
@@ -1790,7 +1793,7 @@ class PostgresUserTable:
         return UserRecord(*row) if row else None
 
     def list(self) -> list[UserRecord]:
-        with self.store._connection() as conn:
+        with self.store.connection() as conn:
             if not self._ready(conn, False):
                 return []
             rows = conn.execute(self.store.sql("SELECT name, password_hash, admin, created FROM {s}.users "
@@ -1798,7 +1801,7 @@ class PostgresUserTable:
         return [UserRecord(*r) for r in rows]
 
     def put(self, user: UserRecord) -> None:
-        with self.store._connection() as conn:
+        with self.store.connection() as conn:
             self._ready(conn, True)
             conn.execute(self.store.sql(
                 "INSERT INTO {s}.users (name, password_hash, admin, created) VALUES (%s, %s, %s, %s) "
@@ -1806,7 +1809,7 @@ class PostgresUserTable:
                 "created = EXCLUDED.created"), (user.name, user.password_hash, user.admin, user.created))
 
     def remove(self, name: str) -> bool:
-        with self.store._connection() as conn:
+        with self.store.connection() as conn:
             if not self._ready(conn, False):
                 return False
             return conn.execute(self.store.sql("DELETE FROM {s}.users WHERE name = %s"), (name,)).rowcount > 0

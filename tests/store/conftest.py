@@ -97,7 +97,7 @@ def _problems(store) -> list[str]:
                  "q.chunk_id = c.id AND q.tf = u.f))",
     }
     problems = []
-    with store._connection() as conn:
+    with store.connection() as conn:
         for name, sql in checks.items():
             value = conn.execute(store.sql(sql)).fetchone()[0]
             if value:

@@ -287,7 +287,7 @@ def test_a_keyword_index_of_another_tokenizer_version_is_rebuilt_by_the_next_wri
                                                                                    pg_problems):
     folder, store, reader, to_folder = _pair(tmp_path, pg_url)
     reader.close()
-    with store._connection() as conn:  # as if an earlier tokenizer had written the postings: stale and different
+    with store.connection() as conn:  # as if an earlier tokenizer had written the postings: stale and different
         conn.execute(store.sql("UPDATE {s}.collection SET tokenizer = tokenizer - 1; "
                                "DELETE FROM {s}.postings WHERE term_id % 2 = 0"))
     with store.writer(embedder=EMBEDDER, chunking=CHUNKING, sentence_vectors=True) as w:

@@ -57,7 +57,7 @@ def _documents(folder: Path, n: int, start: int = 0, size: int = 2500) -> list[P
 
 def _contents(store: PostgresStore) -> dict:
     """Everything a collection holds, keyed by what identifies it (not by the database's ids)."""
-    with store._connection() as conn:
+    with store.connection() as conn:
         q = lambda sql: conn.execute(store.sql(sql)).fetchall()  # noqa: E731
         docs = {r[0]: r[1:] for r in q("SELECT name, source, path, sha256, language, n_chunks, md5(text) "
                                        "FROM {s}.documents")}
@@ -185,7 +185,7 @@ def test_a_rebuild_killed_before_it_commits_leaves_the_collection_as_it_was(pg_u
     proc = subprocess.Popen([sys.executable, "-c", rebuild, pg_url, "1"], env=proc_env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the rebuild has emptied and refilled the collection in its transaction
-        with store._connection() as conn:
+        with store.connection() as conn:
             waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'assistant' "
                                    "AND state = 'idle in transaction'").fetchone()[0]
         if waiting:
@@ -273,7 +273,7 @@ def test_an_ingest_killed_mid_way_is_finished_by_the_next_and_answers_keep_worki
     assert report["added"] == 16 - done and report["unchanged"] == done and report["removed"] == 0
     assert sorted(store.reader().documents()) == sorted(p.name for p in docs.glob("*.txt"))
     assert pg_problems(store) == []
-    with store._connection() as conn:
+    with store.connection() as conn:
         abandoned = conn.execute(store.sql("SELECT count(*) FROM {s}.ingest_runs WHERE abandoned")).fetchone()[0]
     assert abandoned == 1
     assert {h.doc for h in asst.retrieve(QUESTION, k=10)} - {"doc-000.txt", "doc-001.txt"}  # new ones answer too
@@ -292,7 +292,7 @@ def test_three_workers_on_one_source_equal_a_one_process_ingest(tmp_path, pg_url
     assert _report(shared.stdout) == _report(alone.stdout) == {"added": 18, "changed": 0, "removed": 0,
                                                                 "unchanged": 0,
                                                                 "in_index": _report(alone.stdout)["in_index"]}
-    with three._connection() as conn:
+    with three.connection() as conn:
         workers = conn.execute(three.sql("SELECT count(DISTINCT worker) FROM {s}.ingest_jobs WHERE state = 'done'")
                                ).fetchone()[0]
     assert workers >= 2  # the files were shared out
