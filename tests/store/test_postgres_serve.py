@@ -70,7 +70,10 @@ def test_two_servers_answer_what_another_process_ingested(tmp_path, pg_url, proc
     arabic = tmp_path / "arabic"
     arabic.mkdir()
     (arabic / SEED.name).write_text(SEED.read_text(encoding="utf-8"), encoding="utf-8")
-    env = dict(proc_env, ASSISTANT_STORE=pg_url)
+    # a database store has no folder to keep the audit log and the uploads beside: they go where configured
+    audit = tmp_path / "audit.jsonl"
+    env = dict(proc_env, ASSISTANT_STORE=pg_url, ASSISTANT_AUTH_AUDIT_LOG=str(audit),
+               ASSISTANT_WEB_UPLOADS_DIR=str(tmp_path / "uploads"))
     # a collection with one English document, then two servers over it
     Assistant(store=pg_url, sources=[], embedder=embedder).ingest([english])
     servers, clients = [], []
@@ -104,6 +107,9 @@ def test_two_servers_answer_what_another_process_ingested(tmp_path, pg_url, proc
         for client in clients:
             text, cites = _ask(client, ENGLISH_Q)
             assert "settings.md" not in {c["doc"] for c in cites}, text
+        # both servers wrote their questions to the configured audit log, and nothing to the working folder
+        actions = [json.loads(line)["action"] for line in audit.read_text(encoding="utf-8").splitlines()]
+        assert actions.count("ask") >= 8 and not (ROOT / "audit.jsonl").exists()
     finally:
         for proc, _ in servers:
             _stop(proc)
