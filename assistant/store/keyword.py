@@ -9,6 +9,7 @@ scores are bm25s' own, float for float), without importing bm25s or scipy when a
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -43,6 +44,9 @@ class KeywordIndex:
         """The index over ``texts`` (one per chunk, in chunk-id order); None when there are none."""
         import bm25s
 
+        # bm25s sets its own logger to DEBUG: once anything configures logging (the first run's model conversion
+        # does), "Building index from tokens" would reach the terminal
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         if not texts:
             return None
         bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
