@@ -308,7 +308,10 @@ def test_three_workers_on_one_source_equal_a_one_process_ingest(tmp_path, pg_url
     (docs / "doc-003.txt").unlink()
     again = _cli(["ingest", str(docs), "--store", three.url, "--workers", "2"], proc_env)
     assert again.returncode == 0, again.stderr
-    assert _report(again.stdout)["removed"] == 1 and "doc-003.txt" not in three.reader().documents()
+    # (the printed report counts the run this process took part in: when its workers finish the whole run before it
+    # opens it, it reports a run of its own with nothing left to do; so the collection is checked, not the count)
+    assert "doc-003.txt" not in three.reader().documents(), (again.stdout, again.stderr)
+    assert _report(again.stdout)["removed"] in (0, 1)
     assert pg_problems(three) == []
 
 
