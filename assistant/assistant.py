@@ -9,7 +9,7 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import AssistantError, LimitError, StoreNotFoundError
 from .settings import Settings
@@ -185,6 +185,7 @@ class Assistant:
         progress: ProgressFn | None = None,
         on_warning: WarningFn | None = None,
         wait: bool = True,
+        on_run_open: Callable[[], None] | None = None,
     ) -> IngestReport:
         """Bring the collection up to date with ``paths`` (default: the configured sources).
 
@@ -192,7 +193,9 @@ class Assistant:
         Questions keep being answered from the current collection while an ingest runs; the new documents are
         answered from as soon as it commits. ``wait``: wait for another writer (else ``StoreBusyError`` at once).
         With a database store, ingests of the same sources started in several processes share the work
-        (``assistant.ingest_shared``); each document is committed as soon as it is embedded.
+        (``assistant.ingest_shared``); each document is committed as soon as it is embedded. ``on_run_open()`` is
+        called once such a shared run is open (planned or joined): the moment to start more workers for it; it is not
+        called when the ingest is not shared (a folder store, ``rebuild``, a rewrite of the whole collection).
         """
         from .ingest import ingest
         from .ingest_shared import ingest_shared, shares_ingest
@@ -201,7 +204,7 @@ class Assistant:
         report = None
         if shares_ingest(self.store) and not rebuild:  # a database: other processes may be ingesting with us
             report = ingest_shared(self.store, self.embedder, self.settings, roots, progress=progress,
-                                   on_warning=on_warning, wait=wait)
+                                   on_warning=on_warning, wait=wait, on_run_open=on_run_open)
         if report is None:
             report = ingest(self.store, self.embedder, self.settings, roots, rebuild=rebuild, progress=progress,
                             on_warning=on_warning, wait=wait)

@@ -115,9 +115,11 @@ def ingest(
         if targets is None and asst.store.exists():
             # the recorded sources, read as stored: a rebuild may be switching to another embedder
             targets = sorted(asst.store.manifest().sources) or None
-        if workers > 1:
-            children = _start_workers(workers - 1, targets or list(asst.settings.store.sources), asst, embedder,
-                                      settings.embedding.threads)
+
+        def start_workers() -> None:  # once this process has planned (or joined) the run: they join it
+            children.extend(_start_workers(workers - 1, targets or list(asst.settings.store.sources), asst, embedder,
+                                           settings.embedding.threads))
+
         with Progress(
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), transient=True, disable=worker or not sys.stderr.isatty(),
@@ -127,7 +129,8 @@ def ingest(
             def progress(stage: str, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=max(total, 1))
 
-            report = asst.ingest(targets, rebuild=rebuild, progress=progress, wait=not no_wait, on_warning=_warn)
+            report = asst.ingest(targets, rebuild=rebuild, progress=progress, wait=not no_wait, on_warning=_warn,
+                                 on_run_open=start_workers if workers > 1 else None)
     except AssistantError as e:
         _stop_workers(children)
         _notices(asst)

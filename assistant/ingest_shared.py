@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .ingest import _plan, _Run, chunking_of
 from .loaders import SourceFile, scan_sources
@@ -58,9 +58,12 @@ def ingest_shared(
     progress: ProgressFn | None = None,
     on_warning: WarningFn | None = None,
     wait: bool = True,
+    on_run_open: Callable[[], None] | None = None,
 ) -> IngestReport | None:
     """One worker of a shared ingest (see the module docstring); None when the collection needs a rewrite of the
-    whole, which ``ingest.ingest`` does."""
+    whole, which ``ingest.ingest`` does. ``on_run_open()`` is called once this worker has planned or joined the run,
+    before it takes any job: workers started from there join this run (started earlier, they may finish it before
+    this one opens it, leaving this one a run of its own with nothing to do)."""
     warnings: list[str] = []
 
     def warn(msg: str) -> None:
@@ -86,6 +89,8 @@ def ingest_shared(
     with session:
         if session.open_run(run_key(scanned, described, chunking, with_sentences), plan) is None:
             return None
+        if on_run_open:
+            on_run_open()
         while True:
             todo, total = session.remaining()
             if progress:
