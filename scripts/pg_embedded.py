@@ -110,9 +110,19 @@ class EmbeddedPostgres:
         root = Path(root) if root else Path(tempfile.mkdtemp(prefix="assistant-pg-"))
         root.mkdir(parents=True, exist_ok=True)
         as_root = os.geteuid() == 0
-        pw = secrets.token_hex(12)
         data = root / "data"
-        (root / "pw").write_text(pw + "\n")
+        keep = root / "password"  # the superuser's password, for starting the same data folder again
+        reuse = (data / "PG_VERSION").exists()
+        if reuse:
+            if not keep.is_file():
+                raise RuntimeError(f"{data} holds a database, but its password file {keep} is missing: start it with "
+                                   "the postgres binary itself, or choose an empty folder")
+            pw = keep.read_text().strip()
+        else:
+            pw = secrets.token_hex(12)
+            keep.touch(mode=0o600)
+            keep.write_text(pw + "\n")
+            (root / "pw").write_text(pw + "\n")
         if as_root:  # the server runs as RUN_AS: it needs the folder, and the path to it
             import pwd
 
@@ -124,13 +134,16 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(RUN_AS)
             os.chmod(root, 0o755)
             for p in (root, root / "pw"):
-                os.chown(p, entry.pw_uid, entry.pw_gid)
+                if p.exists():
+                    os.chown(p, entry.pw_uid, entry.pw_gid)
             user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         else:
             user = {}
-        _run([_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
-              f"--pwfile={root / 'pw'}", "-E", "UTF8", "--locale=C", "--no-instructions"], **user)
-        (root / "pw").unlink()
+        if not reuse:
+            _run([_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+                  "--auth-host=scram-sha-256", f"--pwfile={root / 'pw'}", "-E", "UTF8", "--locale=C",
+                  "--no-instructions"], **user)
+            (root / "pw").unlink()
         ns = veth = None
         host, port = "127.0.0.1", 0
         if netns and as_root and shutil.which("ip") and shutil.which("setpriv"):
@@ -263,7 +276,8 @@ def _make_netns() -> tuple[str, str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", default=None, help="data folder (default: a new temporary folder, removed at exit)")
+    ap.add_argument("--dir", default=None, help="data folder, kept at exit and started again by the next run with the same --dir (default: "
+                    "a new temporary folder, removed at exit)")
     ap.add_argument("--no-netns", action="store_true", help="listen on 127.0.0.1 even when a namespace is possible")
     ap.add_argument("--fsync", action="store_true", help="durable writes (default off: a throwaway server)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
