@@ -20,7 +20,8 @@ from .settings import Settings
 from .store.base import DocumentRecord, PreparedDocument, Store, StoreWriter
 from .types import Chunk, IngestReport, ProgressFn, WarningFn
 
-__all__ = ["SENTENCE_BATCH", "check_embedder", "chunking_of", "distinct_sentences", "ingest", "sentence_texts"]
+__all__ = ["SENTENCE_BATCH", "Opening", "check_embedder", "chunking_of", "distinct_sentences", "ingest",
+           "open_ingest", "sentence_texts"]
 
 SENTENCE_BATCH = 1024  # distinct sentences waiting before they are embedded (see _Run)
 
@@ -51,6 +52,35 @@ def distinct_sentences(chunks: Sequence[Chunk]) -> list[str]:
     return list(dict.fromkeys(t for c in chunks for t in sentence_texts(c)[1]))
 
 
+@dataclass
+class Opening:
+    """What every ingest starts from: the files found under the sources (with a warning for each one skipped) and
+    what the collection will be written with."""
+
+    found: list[SourceFile]
+    scanned: list[str]  # the sources scanned (folders and files), as recorded
+    embedder: dict  # {"name", "dim"}
+    chunking: dict
+    sentence_vectors: bool
+    warnings: list[str]
+    warn: WarningFn  # records a warning and passes it on
+
+
+def open_ingest(embedder: Any, settings: Settings, paths: Iterable[str | Path],
+                on_warning: WarningFn | None = None) -> Opening:
+    """Scan ``paths`` and note what the collection is written with (see ``Opening``)."""
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        if on_warning:
+            on_warning(msg)
+
+    found, scanned = scan_sources(paths, on_warning=warn)
+    return Opening(list(found), [str(s) for s in scanned], {"name": embedder.name, "dim": int(embedder.dim)},
+                   chunking_of(settings), settings.chunking.sentence_vectors, warnings, warn)
+
+
 def ingest(
     store: Store,
     embedder: Any,
@@ -67,18 +97,10 @@ def ingest(
     ``progress("embed", files done, files to embed)``; ``on_warning`` gets a line per skipped file;
     ``wait``: wait for another writer to finish (else fail at once with ``StoreBusyError``).
     """
-    warnings: list[str] = []
-
-    def warn(msg: str) -> None:
-        warnings.append(msg)
-        if on_warning:
-            on_warning(msg)
-
-    found, scanned = scan_sources(paths, on_warning=warn)
-    chunking = chunking_of(settings)
-    with_sentences = settings.chunking.sentence_vectors
-    with store.writer(embedder={"name": embedder.name, "dim": int(embedder.dim)}, chunking=chunking,
-                      sentence_vectors=with_sentences, rebuild=rebuild, wait=wait, on_wait=on_warning) as writer:
+    o = open_ingest(embedder, settings, paths, on_warning)
+    chunking, with_sentences = o.chunking, o.sentence_vectors
+    with store.writer(embedder=o.embedder, chunking=chunking, sentence_vectors=with_sentences, rebuild=rebuild,
+                      wait=wait, on_wait=on_warning) as writer:
         manifest = writer.manifest
         if manifest is not None:
             check_embedder(manifest.embedder, embedder.name, store.location)
@@ -88,8 +110,8 @@ def ingest(
             for doc in existing:
                 writer.delete(doc)
             existing = {}
-        plan = _plan(existing, found, {str(s) for s in scanned})
-        run = _Run(writer, embedder, settings, plan.counts, warn)
+        plan = _plan(existing, o.found, set(o.scanned))
+        run = _Run(writer, embedder, settings, plan.counts, o.warn)
         if with_sentences and manifest is not None and not manifest.sentence_vectors:
             run.add_sentences_to(plan.keep)  # a collection written without sentence vectors: add them
         if progress:
@@ -105,7 +127,7 @@ def ingest(
         total_chunks = sum(r.n_chunks for d, r in existing.items() if d in plan.keep) + run.chunks_put_new
     return IngestReport(
         added=plan.counts["added"], changed=plan.counts["changed"], removed=plan.counts["removed"],
-        unchanged=plan.counts["unchanged"], chunks=total_chunks, embedded=run.embedded, skipped=tuple(warnings),
+        unchanged=plan.counts["unchanged"], chunks=total_chunks, embedded=run.embedded, skipped=tuple(o.warnings),
         sentences_embedded=run.sentences_embedded,
     )
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .ingest import _plan, _Run, chunking_of
-from .loaders import SourceFile, scan_sources
+from .ingest import _plan, _Run, open_ingest
+from .loaders import SourceFile
 from .settings import Settings
 from .store.base import Store
 from .types import IngestReport, ProgressFn, WarningFn
@@ -64,30 +64,20 @@ def ingest_shared(
     whole, which ``ingest.ingest`` does. ``on_run_open()`` is called once this worker has planned or joined the run,
     before it takes any job: workers started from there join this run (started earlier, they may finish it before
     this one opens it, leaving this one a run of its own with nothing to do)."""
-    warnings: list[str] = []
-
-    def warn(msg: str) -> None:
-        warnings.append(msg)
-        if on_warning:
-            on_warning(msg)
-
-    found, scanned = scan_sources(paths, on_warning=warn)
-    chunking = chunking_of(settings)
-    with_sentences = settings.chunking.sentence_vectors
-    described = {"name": embedder.name, "dim": int(embedder.dim)}
+    o = open_ingest(embedder, settings, paths, on_warning)
 
     def plan(manifest: Any) -> tuple[list[dict], dict]:
         existing = manifest.documents if manifest is not None else {}
-        p = _plan(existing, found, set(scanned))
+        p = _plan(existing, o.found, set(o.scanned))
         jobs = [{"doc": f.doc, "source": f.source, "path": f.path, "sha256": f.sha256, "changed": f.doc in existing}
                 for f in p.parse]
         jobs += [{"doc": doc, "delete": True} for doc in p.remove]
         return jobs, {"unchanged": p.counts["unchanged"]}
 
-    session = store.work_session(embedder=described, chunking=chunking,  # type: ignore[attr-defined]
-                                 sentence_vectors=with_sentences, wait=wait, on_wait=on_warning)
+    session = store.work_session(embedder=o.embedder, chunking=o.chunking,  # type: ignore[attr-defined]
+                                 sentence_vectors=o.sentence_vectors, wait=wait, on_wait=on_warning)
     with session:
-        if session.open_run(run_key(scanned, described, chunking, with_sentences), plan) is None:
+        if session.open_run(run_key(o.scanned, o.embedder, o.chunking, o.sentence_vectors), plan) is None:
             return None
         if on_run_open:
             on_run_open()
@@ -102,7 +92,7 @@ def ingest_shared(
                 time.sleep(WAIT_S)
                 continue
             try:
-                _work(claim, embedder, settings, warn)
+                _work(claim, embedder, settings, o.warn)
                 session.commit(claim)
             except BaseException:
                 session.release(claim)
@@ -112,7 +102,7 @@ def ingest_shared(
     return IngestReport(
         added=done.get("added", 0), changed=done.get("changed", 0), removed=done.get("removed", 0),
         unchanged=int(summary["plan"].get("unchanged", 0)), chunks=summary["chunks"],
-        embedded=summary["chunks_embedded"], skipped=tuple(warnings),
+        embedded=summary["chunks_embedded"], skipped=tuple(o.warnings),
         sentences_embedded=summary["sentences_embedded"],
     )
 

@@ -22,7 +22,7 @@ store: chunks, vectors, sentence spans and vectors), ``Manifest``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -213,6 +213,21 @@ class StoreWriter(Protocol):
     def __enter__(self) -> "StoreWriter": ...
 
     def __exit__(self, *exc: Any) -> None: ...
+
+
+class WriterBase:
+    """What every store's writer is opened with (``Store.writer``'s arguments), kept as attributes."""
+
+    def __init__(self, store: Any, *, embedder: dict, chunking: dict, sentence_vectors: bool, rebuild: bool,
+                 wait: bool, on_wait: Callable[[str], None] | None) -> None:
+        self.store = store
+        self.embedder = dict(embedder)
+        self.chunking = dict(chunking)
+        self.sentence_vectors = sentence_vectors
+        self.rebuild = rebuild
+        self.wait = wait
+        self.on_wait = on_wait
+        self.manifest: Manifest | None = None
 
 
 @runtime_checkable

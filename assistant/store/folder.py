@@ -55,7 +55,7 @@ from ..errors import StoreBusyError, StoreError, StoreNotFoundError
 from ..normalize import TOKENIZER_VERSION
 from ..settings import StoreSettings
 from ..types import Chunk
-from .base import DocumentRecord, Manifest, PreparedDocument
+from .base import DocumentRecord, Manifest, PreparedDocument, WriterBase
 from .keyword import KeywordIndex
 from .sentences import SentenceVectors
 from .users import FolderUserTable
@@ -422,20 +422,14 @@ class FolderStore:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-class FolderWriter:
+class FolderWriter(WriterBase):
     """The one writer of a folder store: documents put and deleted are written as one new generation on
     ``commit``; nothing is written otherwise."""
 
-    def __init__(self, store: FolderStore, *, embedder: dict, chunking: dict, sentence_vectors: bool,
-                 rebuild: bool, wait: bool, on_wait: Callable[[str], None] | None) -> None:
-        self.store = store
-        self.embedder = dict(embedder)
-        self.chunking = dict(chunking)
-        self.sentence_vectors = sentence_vectors
-        self.rebuild = rebuild
-        self.wait = wait
-        self.on_wait = on_wait
-        self.manifest: Manifest | None = None
+    store: FolderStore
+
+    def __init__(self, store: FolderStore, **opened: Any) -> None:
+        super().__init__(store, **opened)
         self._base: Generation | None = None
         self._puts: dict[str, PreparedDocument] = {}
         self._deletes: set[str] = set()

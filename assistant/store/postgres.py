@@ -78,7 +78,7 @@ from ..errors import StoreBusyError, StoreError, StoreMismatchError, StoreNotFou
 from ..normalize import TOKENIZER_VERSION, tokenize
 from ..settings import StoreSettings
 from ..types import Chunk
-from .base import BM25_B, BM25_K1, DocumentRecord, Manifest, PreparedDocument, UserRecord
+from .base import BM25_B, BM25_K1, DocumentRecord, Manifest, PreparedDocument, UserRecord, WriterBase
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_url", "sub_location"]
 
@@ -1406,23 +1406,17 @@ def _retokenize(store: PostgresStore, conn: Any, aref: float) -> None:
                  (TOKENIZER_VERSION, sum(ln for _, _, ln in counts)))
 
 
-class PostgresWriter:
+class PostgresWriter(WriterBase):
     """The ``StoreWriter`` of a PostgreSQL collection: the exclusive writer lock, one transaction, committed by
     ``commit()`` (leaving without it writes nothing). Documents are sent to the database as they come (in groups),
     not held in memory to the end."""
 
     FLUSH_CHUNKS = 4000
 
-    def __init__(self, store: PostgresStore, *, embedder: dict, chunking: dict, sentence_vectors: bool,
-                 rebuild: bool, wait: bool, on_wait: Callable[[str], None] | None) -> None:
-        self.store = store
-        self.embedder = dict(embedder)
-        self.chunking = dict(chunking)
-        self.sentence_vectors = sentence_vectors
-        self.rebuild = rebuild
-        self.wait = wait
-        self.on_wait = on_wait
-        self.manifest: Manifest | None = None
+    store: PostgresStore
+
+    def __init__(self, store: PostgresStore, **opened: Any) -> None:
+        super().__init__(store, **opened)
         self.conn: Any = None
         self._pending: dict[str, PreparedDocument | None] = {}
         self._pending_chunks = 0
