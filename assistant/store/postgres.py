@@ -22,9 +22,11 @@ refused):
   vectors ingest computes, stored as float16 like the folder store's);
 * the keyword index, kept by the database: ``terms`` (token, document frequency), ``postings`` (token, impact,
   chunk, term frequency, chunk length; indexed by token and impact) and the counts of ``collection``. BM25 is
-  computed in SQL (``bm25_top``, ``bm25_score``) with the formula of ``store.base`` over the tokens of
-  ``normalize.tokenize``, so its scores equal bm25s' over the same chunks; the top n is found exactly without
-  reading whole posting lists (see ``BM25_FUNCTIONS``);
+  computed in SQL (``bm25_score``, ``bm25_top``) with the formula of ``store.base`` over the tokens of
+  ``normalize.tokenize``, so its scores equal bm25s' over the same chunks. The top n is exact while the question's
+  tokens hold at most ``pg_keyword_budget`` postings (``BUDGET_TOP``); beyond, the common tokens contribute only
+  their highest impacts to finding candidates, which are then scored exactly (``pg_keyword_budget = 0``: always
+  exact, MaxScore in ``bm25_top``, see ``BM25_FUNCTIONS``);
 * ``users`` (the web app's accounts), ``ingest_runs`` and ``ingest_jobs`` (shared ingest, below).
 
 Readers. ``reader()`` takes a pooled connection and opens a ``REPEATABLE READ READ ONLY`` transaction: the reader sees
@@ -1056,7 +1058,15 @@ class PostgresReader:
                     if c.sentence_vectors else "NULL::float8")
             extra = (f"(SELECT -(v.embedding <#> %(q)s) FROM {{s}}.chunk_vectors v WHERE v.chunk_id = t.chunk_id), "
                      f"{best}, (SELECT language FROM {{s}}.chunks k WHERE k.id = t.chunk_id)")
-        rows = self._run(BM25_SQL.replace("{extra}", extra), params).fetchall()
+        s = self.store.settings
+        if s.pg_keyword_budget > 0:
+            params.update(budget=int(s.pg_keyword_budget), per_token=max(1, int(s.pg_keyword_per_token)),
+                          candidates=max(int(n), int(s.pg_keyword_candidates)))
+            sql = BM25_SQL.replace("{top}", BUDGET_TOP)
+        else:
+            sql = BM25_SQL.replace("{top}", EXACT_TOP)
+        rows = self._run(sql.replace("{extra}", extra), params).fetchall()
+        rows.sort(key=lambda r: (r[0] is None, not r[2], -(r[1] or 0.0), r[0] or 0))  # the top n best first
         top_ids, top_scores, of_ids = [], [], {}
         for cid, score, is_top, sim, best_s, lang, term, df in rows:
             if term is not None:
@@ -1080,8 +1090,8 @@ class PostgresReader:
 
 
 # BM25 ("lucene", as bm25s): for the query tokens (repeats count again), idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
-# a chunk's score = sum over its matching tokens of idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)). The top n (by
-# bm25_top), the scores of the given ids (bm25_score), and the document frequency of every token, in one statement.
+# a chunk's score = sum over its matching tokens of idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)). The top n ({top}:
+# EXACT_TOP or BUDGET_TOP), the scores of the given ids (bm25_score), and the document frequency of every token, in one statement.
 BM25_SQL = """
 WITH q AS (
     SELECT t.id, t.term, t.df, count(*)::float8 AS qn
@@ -1091,9 +1101,7 @@ w AS (SELECT array_agg(id ORDER BY id) AS ids,
              array_agg(qn * ln(1 + (%(N)s - df + 0.5) / (df + 0.5)) ORDER BY id) AS ws,
              array_agg(df ORDER BY id) AS dfs
       FROM q WHERE df > 0),
-top AS (SELECT b.chunk_id, b.score FROM w, {s}.bm25_top(w.ids, w.ws, w.dfs, %(n)s::int, %(k1)s::float8,
-                                                        %(b)s::float8, %(avgdl)s::float8, %(aref)s::float8) AS b
-        WHERE w.ids IS NOT NULL),
+{top},
 given AS (SELECT g.chunk_id, g.score FROM w, {s}.bm25_score(w.ids, w.ws, %(ids)s::bigint[], %(k1)s::float8,
                                                             %(b)s::float8, %(avgdl)s::float8) AS g
           WHERE w.ids IS NOT NULL)
@@ -1103,6 +1111,23 @@ SELECT g.chunk_id, g.score, false, NULL::float8, NULL::float8, NULL::text, NULL:
 UNION ALL
 SELECT NULL::bigint, NULL::float8, false, NULL::float8, NULL::float8, NULL::text, term, df FROM q
 """
+
+# the top n, exactly: MaxScore over whole posting lists (bm25_top)
+EXACT_TOP = """top AS (SELECT b.chunk_id, b.score FROM w, {s}.bm25_top(w.ids, w.ws, w.dfs, %(n)s::int, %(k1)s::float8,
+                                                        %(b)s::float8, %(avgdl)s::float8, %(aref)s::float8) AS b
+        WHERE w.ids IS NOT NULL)"""
+# the top n of the chunks found within a budget of postings (StoreSettings.pg_keyword_budget): the rarest tokens'
+# lists whole while they fit in it, the highest impacts of the others; the best candidates by their sums scored exactly
+BUDGET_TOP = """lim AS (SELECT q.id, q.qn * ln(1 + (%(N)s - q.df + 0.5) / (q.df + 0.5)) AS w,
+               CASE WHEN sum(q.df) OVER (ORDER BY q.df, q.id) <= %(budget)s THEN q.df ELSE %(per_token)s END AS lim
+        FROM q WHERE q.df > 0),
+found AS (SELECT p.chunk_id, sum(x.w * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / %(avgdl)s))) AS low
+          FROM lim x CROSS JOIN LATERAL (SELECT p.chunk_id, p.tf, p.dl FROM {s}.postings p WHERE p.term_id = x.id
+                                         ORDER BY p.impact DESC LIMIT x.lim) p
+          GROUP BY p.chunk_id ORDER BY low DESC, p.chunk_id LIMIT %(candidates)s),
+top AS (SELECT g.chunk_id, g.score FROM w, {s}.bm25_score(w.ids, w.ws, (SELECT array_agg(f.chunk_id) FROM found f),
+                                                          %(k1)s::float8, %(b)s::float8, %(avgdl)s::float8) AS g
+        WHERE w.ids IS NOT NULL ORDER BY g.score DESC, g.chunk_id LIMIT %(n)s)"""
 
 
 # ----------------------------------------------------------------------------------------------------- writing

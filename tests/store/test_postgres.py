@@ -243,8 +243,10 @@ def test_bm25_in_sql_scores_like_bm25s(tmp_path, pg_url):
     assert reader.keyword_search(["كلمةغيرموجودة"], 5, score_ids=[1])[0].size == 0
 
 
-def test_bm25_top_n_is_exact_with_common_and_rare_tokens(tmp_path, pg_url):
-    """The SQL search skips most postings of common tokens; it must still give bm25s' top n, for any n."""
+def _zipf_collection(pg_url):
+    """40 documents of 40 chunks of Zipf-distributed tokens (a few in most chunks, most in a few), written to the
+    database; (the store, bm25s' index over the chunks, chunk id -> position in that index, the vocabulary, the token
+    weights, the random generator)."""
     from assistant.store.keyword import KeywordIndex
 
     rng = np.random.default_rng(11)
@@ -270,6 +272,15 @@ def test_bm25_top_n_is_exact_with_common_and_rare_tokens(tmp_path, pg_url):
     for doc in reader.documents():
         for c in reader.document_chunks(doc):
             position[c.chunk_id] = next(i for i, x in enumerate(chunks) if _key(x) == _key(c))
+    return store, index, position, vocab, weights, rng
+
+
+@pytest.mark.parametrize("budget", [50_000, 0], ids=["within-the-budget", "maxscore"])
+def test_bm25_top_n_is_exact_with_common_and_rare_tokens(tmp_path, pg_url, budget):
+    """Both ways of finding the top n give bm25s' top n, for any n: the budgeted search while the tokens' postings fit
+    in the budget (every list read), MaxScore (budget 0) always, though it skips most postings of common tokens."""
+    store, index, position, vocab, weights, rng = _zipf_collection(pg_url)
+    reader = PostgresStore(store.url, StoreSettings(pg_keyword_budget=budget)).reader()
     for trial in range(60):
         size = int(rng.integers(1, 7))
         tokens = list(rng.choice(vocab[:300], size=size, p=weights[:300] / weights[:300].sum()))
@@ -281,6 +292,26 @@ def test_bm25_top_n_is_exact_with_common_and_rare_tokens(tmp_path, pg_url):
         want = np.sort(full[full > 0])[::-1][:n]
         assert np.allclose(scores, want, rtol=1e-5, atol=1e-6), (tokens, n)
         assert np.allclose(full[[position[i] for i in ids.tolist()]], scores, rtol=1e-5, atol=1e-6)
+
+
+def test_bm25_beyond_the_budget_finds_candidates_by_the_highest_impacts_and_scores_them_exactly(tmp_path, pg_url):
+    """Past the budget, the common tokens give only their highest impacts: what is returned is scored exactly (bm25s'
+    scores of those chunks, best first), and the search still finds most of the true top 10."""
+    store, index, position, vocab, weights, rng = _zipf_collection(pg_url)
+    tight = PostgresStore(store.url, StoreSettings(pg_keyword_budget=40, pg_keyword_per_token=60,
+                                                   pg_keyword_candidates=100)).reader()
+    shares, approximate = [], 0
+    for trial in range(40):
+        tokens = list(rng.choice(vocab[:40], size=int(rng.integers(3, 7)), p=weights[:40] / weights[:40].sum()))
+        full = index.scores(tokens)
+        approximate += int(sum(int((index.scores([t]) > 0).sum()) for t in set(tokens)) > 40)
+        ids, scores, _ = tight.keyword_search(tokens, 10)
+        assert len(ids) == 10 and np.all(np.diff(scores) <= 1e-6), tokens
+        assert np.allclose(full[[position[i] for i in ids.tolist()]], scores, rtol=1e-5, atol=1e-6), tokens
+        want = np.sort(full)[::-1][:10]
+        shares.append(float(np.mean(scores >= want[-1] - 1e-6)))
+    assert approximate == 40  # every trial went past the budget
+    assert np.mean(shares) >= 0.8, shares
 
 
 def test_a_keyword_index_of_another_tokenizer_version_is_rebuilt_by_the_next_write(tmp_path, pg_url,
