@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -932,9 +933,46 @@ def run_scale_worker(location: str, qfile: Path, threads: int, answers: int, rec
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def _pg_has(location: str, size: int, settings: StoreSettings) -> bool:
+    """Whether the database already holds the bench's collection of ``size`` chunks, searched as it would be."""
+    from assistant.store.postgres import PostgresStore
+
+    store = PostgresStore(location, settings)
+    try:
+        if not store.exists():
+            return False
+        with store.reader() as r:
+            return len(r) == size and (size < settings.pg_hnsw_min_vectors or not r.exact)
+    finally:
+        store.close()
+
+
+def pg_latency_rows(t: Table, section: str, size: int, kind: str, loc: str, qfile: Path, threads: int,
+                    answers: int, recall_questions: int, results: dict) -> None:
+    """Latency (and recall of approximate search) of one store, measured in a fresh process."""
+    try:
+        r = run_scale_worker(loc, qfile, threads, answers, recall_questions)
+    except RuntimeError as e:
+        t.add(section, f"{size:,} chunks, {kind}", "FAILED", str(e)[:200])
+        return
+    results[f"{size}-{kind}"] = r
+    L = r["latency"]
+    t.add(section, f"{size:,} chunks, {kind}: retrieve + extractive answer p50 / p95",
+          f"cold {ms(L['answer_cold'][0])} / {ms(L['answer_cold'][1])} ms; "
+          f"warm {ms(L['answer_warm'][0])} / {ms(L['answer_warm'][1])} ms",
+          f"{r['faiss']}; retrieve alone cold {ms(L['retrieve_cold'][0])} / {ms(L['retrieve_cold'][1])} "
+          f"ms, warm {ms(L['retrieve_warm'][0])} / {ms(L['retrieve_warm'][1])} ms; question embedding "
+          f"{ms(L['embed_q'][0])} ms p50; first reader {r['read_s']:.2f} s")
+    if "recall@10" in r:
+        t.add(section, f"{size:,} chunks, {kind}: approximate search recall@10 / @50",
+              f"{r['recall@10']:.3f} / {r['recall@50']:.3f}",
+              f"against exact search on the same store, the first {r.get('recall_questions')} questions; "
+              f"fused top 5 shares {r['top5_same']:.3f} with exact search")
+
+
 def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data: Data, work: Path,
                    questions: list[str], threads: int, answers: int, url: str | None, folder_max: int,
-                   servers: int, clients: int, seconds: float, recall_questions: int) -> dict:
+                   servers: int, clients: int, seconds: float, recall_questions: int, reuse: bool = False) -> dict:
     from assistant.store.postgres import PostgresStore
 
     section = "8. PostgreSQL"
@@ -964,7 +1002,11 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
               f"fresh process per store; PostgreSQL searches exactly below {settings.pg_hnsw_min_vectors:,} chunks "
               f"and the folder store below {settings.hnsw_min_vectors:,}, with HNSW (m "
               f"{settings.hnsw_m}, ef_construction {max(2 * settings.hnsw_m, settings.hnsw_ef_construction)}, "
-              f"ef_search {min(1000, settings.hnsw_ef_search)}) above; load average at start "
+              f"ef_search {min(1000, settings.hnsw_ef_search)}) above; PostgreSQL's keyword search reads "
+              + (f"whole posting lists within a budget of {settings.pg_keyword_budget:,} postings, then "
+                 f"{settings.pg_keyword_per_token:,} per token ({settings.pg_keyword_candidates:,} candidates scored "
+                 "exactly)" if settings.pg_keyword_budget > 0 else "every posting (exact, MaxScore)")
+              + "; load average at start "
               + " ".join(f"{x:.1f}" for x in os.getloadavg()))
         embedder = dict(base[0].manifest.embedder)
         chunking = dict(base[0].manifest.chunking)
@@ -972,6 +1014,14 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
         for size in sizes:
             gc.collect()
             location = pg_location(url, f"bench_{size}")
+            if reuse and _pg_has(location, size, settings):
+                t.add(section, f"{size:,} chunks: PostgreSQL", "reused",
+                      "the collection an earlier run wrote in this database (--pg-reuse): its write, HNSW build and "
+                      "disk are that run's")
+                largest = location
+                for kind, loc in (("PostgreSQL", location),):
+                    pg_latency_rows(t, section, size, kind, loc, qfile, threads, answers, recall_questions, results)
+                continue
             deferred = PostgresStore(location, StoreSettings(pg_hnsw_min_vectors=1 << 62,
                                                              pg_build_memory=settings.pg_build_memory))
             deferred.drop()
@@ -1048,26 +1098,8 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
                       f"{size * 9.2 * 384 * 2 * 2 / 1e9:.0f} GB of sentence vectors alone, twice): more than this "
                       "shared machine can spare")
             for kind, loc in (("PostgreSQL", location), ("folder store", str(idx) if idx else None)):
-                if loc is None:
-                    continue
-                try:
-                    r = run_scale_worker(loc, qfile, threads, answers, recall_questions)
-                except RuntimeError as e:
-                    t.add(section, f"{size:,} chunks, {kind}", "FAILED", str(e)[:200])
-                    continue
-                results[f"{size}-{kind}"] = r
-                L = r["latency"]
-                t.add(section, f"{size:,} chunks, {kind}: retrieve + extractive answer p50 / p95",
-                      f"cold {ms(L['answer_cold'][0])} / {ms(L['answer_cold'][1])} ms; "
-                      f"warm {ms(L['answer_warm'][0])} / {ms(L['answer_warm'][1])} ms",
-                      f"{r['faiss']}; retrieve alone cold {ms(L['retrieve_cold'][0])} / {ms(L['retrieve_cold'][1])} "
-                      f"ms, warm {ms(L['retrieve_warm'][0])} / {ms(L['retrieve_warm'][1])} ms; question embedding "
-                      f"{ms(L['embed_q'][0])} ms p50; first reader {r['read_s']:.2f} s")
-                if "recall@10" in r:
-                    t.add(section, f"{size:,} chunks, {kind}: approximate search recall@10 / @50",
-                          f"{r['recall@10']:.3f} / {r['recall@50']:.3f}",
-                          f"against exact search on the same store, the first {r.get('recall_questions')} questions; "
-                          f"fused top 5 shares {r['top5_same']:.3f} with exact search")
+                if loc is not None:
+                    pg_latency_rows(t, section, size, kind, loc, qfile, threads, answers, recall_questions, results)
             if idx is not None:
                 shutil.rmtree(idx, ignore_errors=True)
             largest = location
@@ -1348,6 +1380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pg-sizes", default="100000,1000000", help="section 8: chunk counts")
     ap.add_argument("--pg-folder-max", type=int, default=200_000,
                     help="section 8: the largest collection also written as a folder store (it is built in memory)")
+    ap.add_argument("--pg-reuse", action="store_true",
+                    help="section 8, with --pg-url: measure the collections an earlier run wrote there (same sizes) "
+                         "instead of writing them again")
     ap.add_argument("--pg-servers", type=int, default=3, help="section 8: serve processes sharing the database")
     ap.add_argument("--pg-clients", type=int, default=20, help="section 8: concurrent web clients")
     ap.add_argument("--pg-seconds", type=float, default=20.0, help="section 8: seconds the clients ask")
@@ -1380,6 +1415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no XQuAD collection at {xquad}; give --xquad DIR", file=sys.stderr)
         return 2
     command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", command)  # a password in --pg-url stays out of the report
     began = now()
     info = machine()
     print(f"machine: {info}", flush=True)
@@ -1438,7 +1474,7 @@ def shared_sections(t: Table, args: argparse.Namespace, skip: set[str], xquad: P
         summary["postgres"] = bench_postgres(
             t, [int(x) for x in args.pg_sizes.split(",")], base, data, work, pg_q, args.threads,
             15 if quick else 30, args.pg_url, args.pg_folder_max, args.pg_servers, args.pg_clients,
-            5.0 if quick else args.pg_seconds, args.recall_questions or 30)
+            5.0 if quick else args.pg_seconds, args.recall_questions or 30, args.pg_reuse)
     if "threads" not in skip:
         asst = assistants["en"]
         batches = []
