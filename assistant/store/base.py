@@ -216,7 +216,8 @@ class StoreWriter(Protocol):
 
 
 class WriterBase:
-    """What every store's writer is opened with (``Store.writer``'s arguments), kept as attributes."""
+    """What a store's writer (or a shared ingest's work session) is opened with (``Store.writer``'s arguments), kept
+    as attributes."""
 
     def __init__(self, store: Any, *, embedder: dict, chunking: dict, sentence_vectors: bool, rebuild: bool,
                  wait: bool, on_wait: Callable[[str], None] | None) -> None:

@@ -1613,7 +1613,7 @@ class Claim:
         self.outcomes[job] = (outcome, chunks, sentences)
 
 
-class WorkSession:
+class WorkSession(WriterBase):
     """One worker of an ingest shared by several processes (possibly on several machines) through the
     ``ingest_runs`` / ``ingest_jobs`` tables; the planning and what a job means belong to ``assistant.ingest_shared``.
 
@@ -1624,14 +1624,12 @@ class WorkSession:
     their run: a run whose lock no one holds has lost all its workers (killed) and is not joined but replanned.
     """
 
+    store: PostgresStore
+
     def __init__(self, store: PostgresStore, *, embedder: dict, chunking: dict, sentence_vectors: bool, wait: bool,
                  on_wait: Callable[[str], None] | None) -> None:
-        self.store = store
-        self.embedder = dict(embedder)
-        self.chunking = dict(chunking)
-        self.sentence_vectors = sentence_vectors
-        self.wait = wait
-        self.on_wait = on_wait
+        super().__init__(store, embedder=embedder, chunking=chunking, sentence_vectors=sentence_vectors,
+                         rebuild=False, wait=wait, on_wait=on_wait)
         self.conn: Any = None
         self.run: int | None = None
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
