@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import random
-import re
 import shutil
 import signal
 import socket
@@ -39,6 +38,7 @@ from assistant.ingest import SENTENCE_BATCH, distinct_sentences
 from assistant.settings import PROJECT_ROOT, Settings, StoreSettings
 from assistant.store import DocumentRecord, PreparedDocument
 from assistant.store.folder import FolderStore, Generation
+from assistant.store.postgres import redact_url_text
 from assistant.types import Chunk
 
 ROOT = PROJECT_ROOT
@@ -1019,8 +1019,8 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
                       "the collection an earlier run wrote in this database (--pg-reuse): its write, HNSW build and "
                       "disk are that run's")
                 largest = location
-                for kind, loc in (("PostgreSQL", location),):
-                    pg_latency_rows(t, section, size, kind, loc, qfile, threads, answers, recall_questions, results)
+                pg_latency_rows(t, section, size, "PostgreSQL", location, qfile, threads, answers, recall_questions,
+                                results)
                 continue
             deferred = PostgresStore(location, StoreSettings(pg_hnsw_min_vectors=1 << 62,
                                                              pg_build_memory=settings.pg_build_memory))
@@ -1415,7 +1415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no XQuAD collection at {xquad}; give --xquad DIR", file=sys.stderr)
         return 2
     command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    command = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", command)  # a password in --pg-url stays out of the report
+    command = redact_url_text(command)  # a password in --pg-url stays out of the report
     began = now()
     info = machine()
     print(f"machine: {info}", flush=True)

@@ -276,8 +276,8 @@ def _make_netns() -> tuple[str, str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", default=None, help="data folder, kept at exit and started again by the next run with the same --dir (default: "
-                    "a new temporary folder, removed at exit)")
+    ap.add_argument("--dir", default=None, help="data folder, kept at exit and started again by the next run with "
+                    "the same --dir (default: a new temporary folder, removed at exit)")
     ap.add_argument("--no-netns", action="store_true", help="listen on 127.0.0.1 even when a namespace is possible")
     ap.add_argument("--fsync", action="store_true", help="durable writes (default off: a throwaway server)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",

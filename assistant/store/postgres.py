@@ -82,7 +82,7 @@ from ..settings import StoreSettings
 from ..types import Chunk
 from .base import BM25_B, BM25_K1, DocumentRecord, Manifest, PreparedDocument, UserRecord, WriterBase
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_url", "sub_location"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_url", "redact_url_text", "sub_location"]
 
 SCHEMA_VERSION = 2  # the layout this module writes
 SCHEMA_PREFIX = "assistant_"
@@ -318,9 +318,9 @@ def parse_url(url: str) -> tuple[str, str, str]:
         query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as e:
-        raise StoreError(f"not a valid database URL ({e}): {_redact_text(url)}") from None
+        raise StoreError(f"not a valid database URL ({e}): {redact_url_text(url)}") from None
     if parts.scheme.lower() not in ("postgresql", "postgres"):
-        raise StoreError(f"not a PostgreSQL URL: {_redact_text(url)}")
+        raise StoreError(f"not a PostgreSQL URL: {redact_url_text(url)}")
     collection = DEFAULT_COLLECTION
     rest = []
     for key, value in query:
@@ -329,8 +329,8 @@ def parse_url(url: str) -> tuple[str, str, str]:
         else:
             rest.append((key, value))
     if not _COLLECTION_NAME.fullmatch(collection):
-        raise StoreError(f"collection name {collection!r} in {_redact_text(url)}: use 1-48 lowercase letters, digits "
-                         "and _, starting with a letter")
+        raise StoreError(f"collection name {collection!r} in {redact_url_text(url)}: use 1-48 lowercase letters, "
+                         "digits and _, starting with a letter")
     conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(rest)))
     shown = parts._replace(netloc=_redact_netloc(parts.netloc),
                            query=urllib.parse.urlencode(rest + [("collection", collection)]))
@@ -356,7 +356,8 @@ def _redact_netloc(netloc: str) -> str:
     return f"{userinfo.split(':', 1)[0]}@{host}"
 
 
-def _redact_text(url: str) -> str:
+def redact_url_text(url: str) -> str:
+    """``url`` (or a text holding one, such as a command line) with the password of its user taken out."""
     return re.sub(r"(//[^:/@]*):[^@/]*@", r"\1@", url)
 
 
@@ -1090,8 +1091,9 @@ class PostgresReader:
 
 
 # BM25 ("lucene", as bm25s): for the query tokens (repeats count again), idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
-# a chunk's score = sum over its matching tokens of idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)). The top n ({top}:
-# EXACT_TOP or BUDGET_TOP), the scores of the given ids (bm25_score), and the document frequency of every token, in one statement.
+# a chunk's score = sum over its matching tokens of idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)). The top n
+# ({top}: EXACT_TOP or BUDGET_TOP), the scores of the given ids (bm25_score), and the document frequency of every
+# token, in one statement.
 BM25_SQL = """
 WITH q AS (
     SELECT t.id, t.term, t.df, count(*)::float8 AS qn
@@ -1118,9 +1120,9 @@ EXACT_TOP = """top AS (SELECT b.chunk_id, b.score FROM w, {s}.bm25_top(w.ids, w.
         WHERE w.ids IS NOT NULL)"""
 # the top n of the chunks found within a budget of postings (StoreSettings.pg_keyword_budget): the rarest tokens'
 # lists whole while they fit in it, the highest impacts of the others; the best candidates by their sums scored exactly
-BUDGET_TOP = """lim AS (SELECT q.id, q.qn * ln(1 + (%(N)s - q.df + 0.5) / (q.df + 0.5)) AS w,
-               CASE WHEN sum(q.df) OVER (ORDER BY q.df, q.id) <= %(budget)s THEN q.df ELSE %(per_token)s END AS lim
-        FROM q WHERE q.df > 0),
+BUDGET_TOP = """lim AS (SELECT x.id, x.w,
+               CASE WHEN sum(x.df) OVER (ORDER BY x.df, x.id) <= %(budget)s THEN x.df ELSE %(per_token)s END AS lim
+        FROM w, unnest(w.ids, w.ws, w.dfs) AS x(id, w, df)),
 found AS (SELECT p.chunk_id, sum(x.w * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / %(avgdl)s))) AS low
           FROM lim x CROSS JOIN LATERAL (SELECT p.chunk_id, p.tf, p.dl FROM {s}.postings p WHERE p.term_id = x.id
                                          ORDER BY p.impact DESC LIMIT x.lim) p
