@@ -75,6 +75,13 @@ class StoreSettings:
     pg_keyword_budget: int = 50_000
     pg_keyword_per_token: int = 5_000
     pg_keyword_candidates: int = 1_000
+    # from this many chunks on, a PostgreSQL question runs its dense and keyword searches side by side, on two pooled
+    # connections sharing one snapshot (the keyword search then costs no extra wait unless it is the slower of the
+    # two; when no second connection is free at once, one after the other). Measured at 1M synthetic chunks
+    # (bench/run.py section 8, --pg-reuse, 30 questions): cold answer p50 / p95 84 / 144 ms against 109 / 173 ms in
+    # turn. Below, the two searches take a few milliseconds together and a second connection costs more than it
+    # saves. 0 = always side by side
+    pg_concurrent_search_min_chunks: int = 10_000
 
 
 @dataclass(frozen=True)

@@ -1006,6 +1006,7 @@ def bench_postgres(t: Table, sizes: Sequence[int], base: list[Generation], data:
               + (f"whole posting lists within a budget of {settings.pg_keyword_budget:,} postings, then "
                  f"{settings.pg_keyword_per_token:,} per token ({settings.pg_keyword_candidates:,} candidates scored "
                  "exactly)" if settings.pg_keyword_budget > 0 else "every posting (exact, MaxScore)")
+              + f"; dense and keyword search side by side from {settings.pg_concurrent_search_min_chunks:,} chunks"
               + "; load average at start "
               + " ".join(f"{x:.1f}" for x in os.getloadavg()))
         embedder = dict(base[0].manifest.embedder)

@@ -59,20 +59,18 @@ class HybridRetriever:
         query_vector = np.asarray(query_vector, np.float32)
         language = detect_language(question)
         n = max(s.candidates, k)
-        d_ids, d_scores = reader.dense_search(query_vector, n)
-        tokens = tokenize(question)
-        dense_score = dict(zip(d_ids.tolist(), d_scores.tolist()))
+        hits = reader.search(query_vector, tokenize(question), n)
+        dense_score = dict(zip(hits.dense_ids.tolist(), hits.dense_scores.tolist()))
         lexical_score: dict[int, float] = {}
         top = 1.0
-        if tokens:
-            l_ids, l_scores, d_bm25 = reader.keyword_search(tokens, n, score_ids=d_ids)
-            if len(l_ids):
-                top = float(l_scores[0])
-                lexical_score = {i: float(v) for i, v in zip(d_ids.tolist(), d_bm25.tolist()) if v > 0}
-                lexical_score.update((i, float(v)) for i, v in zip(l_ids.tolist(), l_scores.tolist()))
-                missing = [i for i in l_ids.tolist() if i not in dense_score]
-                if missing:
-                    dense_score.update(zip(missing, reader.similarity(missing, query_vector).tolist()))
+        if len(hits.keyword_ids):
+            top = float(hits.keyword_scores[0])
+            lexical_score = {i: float(v) for i, v in zip(hits.dense_ids.tolist(), hits.dense_keyword_scores.tolist())
+                             if v > 0}
+            lexical_score.update((i, float(v)) for i, v in zip(hits.keyword_ids.tolist(), hits.keyword_scores.tolist()))
+            missing = [i for i in hits.keyword_ids.tolist() if i not in dense_score]
+            if missing:
+                dense_score.update(zip(missing, reader.similarity(missing, query_vector).tolist()))
         ids = list(dense_score)
         sentence_score: dict[int, float] = {}
         if reader.has_sentence_vectors and s.sentence_weight:

@@ -9,8 +9,9 @@ through the three interfaces here, so a store is one module that implements them
   prepared document (replacing any earlier version of it), ``delete`` one, ``commit``. Readers see the old or the
   new state of a document, never a mix.
 * ``StoreReader`` (from ``Store.reader``): a consistent view of the collection for one question: dense search,
-  keyword search (BM25 over ``normalize.tokenize`` tokens, scored the same way by every store), stored vectors and
-  sentence vectors, chunk and document records.
+  keyword search (BM25 over ``normalize.tokenize`` tokens, scored the same way by every store), both at once
+  (``search``: a store may run the two side by side; ``search_in_turn`` runs one after the other), stored vectors
+  and sentence vectors, chunk and document records.
 
 A store may also offer ``work_session(...)`` (the PostgreSQL store does): a queue of ingest jobs shared by several
 processes, each job's documents written in one transaction with the job marked done; ``assistant.ingest_shared`` uses
@@ -36,9 +37,11 @@ __all__ = [
     "DocumentRecord",
     "Manifest",
     "PreparedDocument",
+    "SearchHits",
     "Store",
     "StoreReader",
     "StoreWriter",
+    "search_in_turn",
 ]
 
 # BM25 ("lucene" variant, as bm25s computes it): idf = ln(1 + (N - df + 0.5) / (df + 0.5)); a term's weight in a chunk
@@ -132,6 +135,29 @@ class UserTable(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SearchHits:
+    """What the two searches found for one question: the dense top n (ids, scores, best first), the keyword top n
+    (ids, BM25 scores, best first; empty without tokens) and the BM25 scores of the dense hits (0 where a chunk
+    matches no token)."""
+
+    dense_ids: np.ndarray
+    dense_scores: np.ndarray
+    keyword_ids: np.ndarray
+    keyword_scores: np.ndarray
+    dense_keyword_scores: np.ndarray
+
+
+def search_in_turn(reader: StoreReader, query_vector: np.ndarray, tokens: Sequence[str], n: int) -> SearchHits:
+    """``StoreReader.search`` done as the dense search, then the keyword search."""
+    d_ids, d_scores = reader.dense_search(query_vector, n)
+    if not tokens:
+        return SearchHits(d_ids, d_scores, np.zeros(0, np.int64), np.zeros(0, np.float32),
+                          np.zeros(len(d_ids), np.float32))
+    l_ids, l_scores, d_bm25 = reader.keyword_search(tokens, n, score_ids=d_ids)
+    return SearchHits(d_ids, d_scores, l_ids, l_scores, d_bm25)
+
+
 @runtime_checkable
 class StoreReader(Protocol):
     """A consistent view of the collection. Chunk ids are the store's own (stable within one reader)."""
@@ -173,6 +199,11 @@ class StoreReader(Protocol):
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """BM25 over the chunks for normalised ``tokens``: the ``n`` best chunks with a positive score (ids,
         scores, best first), and the scores of ``score_ids`` (0 where a chunk matches no token)."""
+        ...
+
+    def search(self, query_vector: np.ndarray, tokens: Sequence[str], n: int) -> SearchHits:
+        """``dense_search(query_vector, n)`` and ``keyword_search(tokens, n, score_ids=<the dense hits>)`` (the same
+        results as ``search_in_turn``; a store may run the two side by side)."""
         ...
 
     def doc_freqs(self, tokens: Sequence[str]) -> dict[str, int]:

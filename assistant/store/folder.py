@@ -55,7 +55,7 @@ from ..errors import StoreBusyError, StoreError, StoreNotFoundError
 from ..normalize import TOKENIZER_VERSION
 from ..settings import StoreSettings
 from ..types import Chunk
-from .base import DocumentRecord, Manifest, PreparedDocument, WriterBase
+from .base import DocumentRecord, Manifest, PreparedDocument, SearchHits, WriterBase, search_in_turn
 from .keyword import KeywordIndex
 from .sentences import SentenceVectors
 from .users import FolderUserTable
@@ -128,6 +128,9 @@ class Generation:
         if self.keywords is None or not self.chunk_list:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(len(score_ids), np.float32)
         return self.keywords.search(tokens, n, score_ids)
+
+    def search(self, query_vector: np.ndarray, tokens: Sequence[str], n: int) -> SearchHits:
+        return search_in_turn(self, query_vector, tokens, n)
 
     def doc_freqs(self, tokens: Sequence[str]) -> dict[str, int]:
         if self.keywords is None:

@@ -35,7 +35,10 @@ own) stay valid for it. The reader gives its connection back when it is closed o
 the question is answered). A question costs a handful of statements: the snapshot and the collection row; dense
 search (which also fetches, for its hits, the language and the best sentence); keyword search (which also scores the
 keyword hits against the question vector and fetches the document frequencies of the question's tokens); the
-chunks; their sentence vectors.
+chunks; their sentence vectors. On large collections (``pg_concurrent_search_min_chunks``) ``search`` runs the keyword
+search on a second pooled connection while the dense search runs on the reader's: the reader exports its snapshot
+(``pg_export_snapshot``) and the second transaction imports it (``SET TRANSACTION SNAPSHOT``), so both see the same
+collection; the BM25 scores of the dense hits follow on the reader's connection.
 
 Writers. Every change of a document is one transaction: its old rows are deleted and its new rows inserted, the
 document frequencies of its tokens and the collection's counts adjusted, ``generation`` bumped. Concurrency:
@@ -80,7 +83,8 @@ from ..errors import StoreBusyError, StoreError, StoreMismatchError, StoreNotFou
 from ..normalize import TOKENIZER_VERSION, tokenize
 from ..settings import StoreSettings
 from ..types import Chunk
-from .base import BM25_B, BM25_K1, DocumentRecord, Manifest, PreparedDocument, UserRecord, WriterBase
+from .base import (BM25_B, BM25_K1, DocumentRecord, Manifest, PreparedDocument, SearchHits, UserRecord, WriterBase,
+                   search_in_turn)
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "parse_url", "redact_url_text", "sub_location"]
 
@@ -424,9 +428,13 @@ class _Pool:
             self._slots = threading.BoundedSemaphore(self._size)
             self._pid = os.getpid()
 
-    def get(self) -> Any:
+    def get(self, *, wait: bool = True) -> Any:
+        """A connection; with ``wait=False``, None when all are in use."""
         self._check_fork()
-        if not self._slots.acquire(timeout=self._wait_s):
+        if not wait:
+            if not self._slots.acquire(blocking=False):
+                return None
+        elif not self._slots.acquire(timeout=self._wait_s):
             raise StoreError(f"all {self._size} database connections of this process stayed busy for "
                              f"{self._wait_s:.0f} s (ASSISTANT_PG_POOL_SIZE)")
         try:
@@ -871,6 +879,7 @@ class PostgresReader:
         self._lang: dict[int, str] = {}
         self._df: dict[str, int] = {}
         self._texts: dict[str, str] = {}
+        self._snapshot_id: str | None = None
 
     @property
     def manifest(self) -> Manifest:
@@ -898,9 +907,12 @@ class PostgresReader:
     def _run(self, sql: str, params: Any = None, *, binary: bool = False):
         if not self._conn:
             raise StoreError(f"this view of {self.store.location} was closed; ask the store for a new reader")
+        return self._execute(self._conn[0], sql, params, binary=binary)
+
+    def _execute(self, conn: Any, sql: str, params: Any = None, *, binary: bool = False):
         psycopg = _driver()
         try:
-            return self._conn[0].execute(self.store.sql(sql), params, binary=binary)
+            return conn.execute(self.store.sql(sql), params, binary=binary)
         except psycopg.errors.LockNotAvailable:
             raise StoreError(f"the collection {self.store.location} is being rebuilt with an embedder of another "
                              "dimension; try again when the rebuild is done") from None
@@ -1045,13 +1057,80 @@ class PostgresReader:
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids = [int(i) for i in score_ids]
         tokens = list(tokens)
-        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(len(ids), np.float32))
         if not tokens or self.info.n_chunks == 0 or n <= 0:
-            return empty
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(len(ids), np.float32)
+        if not self._conn:
+            raise StoreError(f"this view of {self.store.location} was closed; ask the store for a new reader")
+        return self._keep_keyword_rows(self._keyword_rows(self._conn[0], tokens, n, ids), tokens, ids)
+
+    def search(self, query_vector: np.ndarray, tokens: Sequence[str], n: int) -> SearchHits:
+        tokens = list(tokens)
+        n = int(n)
         c = self.info
-        params = {"tokens": tokens, "n": int(n), "ids": ids, "N": float(c.n_chunks), "avgdl": c.avgdl,
-                  "aref": c.avgdl_ref, "k1": BM25_K1, "b": BM25_B,
-                  "q": self._qvec}
+        if (not tokens or n <= 0 or c.n_chunks == 0 or not self._conn
+                or c.n_chunks < self.store.settings.pg_concurrent_search_min_chunks):
+            return search_in_turn(self, query_vector, tokens, n)
+        second = self.store.pool.get(wait=False)
+        if second is None:  # every pooled connection is answering a question: no waiting for one
+            return search_in_turn(self, query_vector, tokens, n)
+        self._query(query_vector)
+        try:
+            snapshot = self._snapshot()
+        except BaseException:
+            self.store.pool.put(second)
+            raise
+        outcome: dict[str, Any] = {}
+
+        def keyword() -> None:  # on the second connection, in the snapshot of this reader
+            discard = False
+            try:
+                self._execute(second, f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                                      f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                outcome["rows"] = self._keyword_rows(second, tokens, n, [])
+                self._execute(second, "ROLLBACK")
+            except BaseException as e:  # noqa: BLE001 - raised again by the question's own thread
+                discard = True
+                outcome["error"] = e
+            finally:
+                self.store.pool.put(second, discard=discard)
+
+        worker = threading.Thread(target=keyword, name="assistant-keyword-search", daemon=True)
+        worker.start()
+        try:
+            d_ids, d_scores = self.dense_search(query_vector, n)
+            d_bm25 = self._given_scores(tokens, d_ids.tolist())
+        finally:
+            worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        l_ids, l_scores, _ = self._keep_keyword_rows(outcome["rows"], tokens, [])
+        return SearchHits(d_ids, d_scores, l_ids, l_scores, d_bm25)
+
+    def _snapshot(self) -> str:
+        """This reader's snapshot, exported for a second connection (``SET TRANSACTION SNAPSHOT``)."""
+        if self._snapshot_id is None:
+            snapshot = self._run("SELECT pg_export_snapshot()").fetchone()[0]
+            if not _SNAPSHOT_ID.fullmatch(snapshot):
+                raise StoreError(f"the database returned an unexpected snapshot id {snapshot!r}")
+            self._snapshot_id = snapshot
+        return self._snapshot_id
+
+    def _bm25_params(self, tokens: list[str], n: int, ids: list[int]) -> dict[str, Any]:
+        c = self.info
+        return {"tokens": tokens, "n": int(n), "ids": ids, "N": float(c.n_chunks), "avgdl": c.avgdl,
+                "aref": c.avgdl_ref, "k1": BM25_K1, "b": BM25_B, "q": self._qvec}
+
+    def _given_scores(self, tokens: list[str], ids: list[int]) -> np.ndarray:
+        """The BM25 scores of ``ids`` (0 where a chunk matches no token)."""
+        if not ids:
+            return np.zeros(0, np.float32)
+        scores = dict(self._run(BM25_GIVEN_SQL, self._bm25_params(tokens, 0, ids)).fetchall())
+        return np.array([scores.get(i, 0.0) for i in ids], dtype=np.float32)
+
+    def _keyword_rows(self, conn: Any, tokens: list[str], n: int, ids: list[int]) -> list[tuple]:
+        """The rows of ``BM25_SQL``, top n best first."""
+        c = self.info
+        params = self._bm25_params(tokens, n, ids)
         # with the question vector known (dense search came first), the keyword hits are also scored against it
         extra = "NULL::float8, NULL::float8, NULL::text"
         if self._qvec is not None:
@@ -1066,8 +1145,13 @@ class PostgresReader:
             sql = BM25_SQL.replace("{top}", BUDGET_TOP)
         else:
             sql = BM25_SQL.replace("{top}", EXACT_TOP)
-        rows = self._run(sql.replace("{extra}", extra), params).fetchall()
+        rows = self._execute(conn, sql.replace("{extra}", extra), params).fetchall()
         rows.sort(key=lambda r: (r[0] is None, not r[2], -(r[1] or 0.0), r[0] or 0))  # the top n best first
+        return rows
+
+    def _keep_keyword_rows(self, rows: list[tuple], tokens: list[str], ids: list[int]
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``keyword_search``'s result from ``_keyword_rows``; what the rows tell about the hits is kept."""
         top_ids, top_scores, of_ids = [], [], {}
         for cid, score, is_top, sim, best_s, lang, term, df in rows:
             if term is not None:
@@ -1094,7 +1178,7 @@ class PostgresReader:
 # a chunk's score = sum over its matching tokens of idf * tf / (tf + k1 * (1 - b + b * dl / avgdl)). The top n
 # ({top}: EXACT_TOP or BUDGET_TOP), the scores of the given ids (bm25_score), and the document frequency of every
 # token, in one statement.
-BM25_SQL = """
+BM25_WEIGHTS = """
 WITH q AS (
     SELECT t.id, t.term, t.df, count(*)::float8 AS qn
     FROM unnest(%(tokens)s::text[]) AS u(term) JOIN {s}.terms t ON t.term = u.term
@@ -1102,7 +1186,8 @@ WITH q AS (
 w AS (SELECT array_agg(id ORDER BY id) AS ids,
              array_agg(qn * ln(1 + (%(N)s - df + 0.5) / (df + 0.5)) ORDER BY id) AS ws,
              array_agg(df ORDER BY id) AS dfs
-      FROM q WHERE df > 0),
+      FROM q WHERE df > 0)"""
+BM25_SQL = BM25_WEIGHTS + """,
 {top},
 given AS (SELECT g.chunk_id, g.score FROM w, {s}.bm25_score(w.ids, w.ws, %(ids)s::bigint[], %(k1)s::float8,
                                                             %(b)s::float8, %(avgdl)s::float8) AS g
@@ -1113,6 +1198,14 @@ SELECT g.chunk_id, g.score, false, NULL::float8, NULL::float8, NULL::text, NULL:
 UNION ALL
 SELECT NULL::bigint, NULL::float8, false, NULL::float8, NULL::float8, NULL::text, term, df FROM q
 """
+
+# the BM25 scores of given chunks alone (as the "given" part of BM25_SQL)
+BM25_GIVEN_SQL = BM25_WEIGHTS + """
+SELECT g.chunk_id, g.score FROM w, {s}.bm25_score(w.ids, w.ws, %(ids)s::bigint[], %(k1)s::float8, %(b)s::float8,
+                                                  %(avgdl)s::float8) AS g
+WHERE w.ids IS NOT NULL
+"""
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 # the top n, exactly: MaxScore over whole posting lists (bm25_top)
 EXACT_TOP = """top AS (SELECT b.chunk_id, b.score FROM w, {s}.bm25_top(w.ids, w.ws, w.dfs, %(n)s::int, %(k1)s::float8,

@@ -314,6 +314,49 @@ def test_bm25_beyond_the_budget_finds_candidates_by_the_highest_impacts_and_scor
     assert np.mean(shares) >= 0.8, shares
 
 
+def test_dense_and_keyword_search_side_by_side_equal_them_in_turn_and_share_the_readers_snapshot(tmp_path, pg_url):
+    """``search`` on a second connection gives what ``search_in_turn`` gives, seen from the reader's own snapshot (a
+    document written after the reader opened is not found by the keyword search either); with no second connection
+    free it runs in turn instead of waiting for one."""
+    from assistant.store.base import search_in_turn
+
+    store, index, position, vocab, weights, rng = _zipf_collection(pg_url)
+    both = PostgresStore(store.url, StoreSettings(pg_concurrent_search_min_chunks=0))
+    reader, before = both.reader(), PostgresStore(store.url).reader()
+    borrowed = []
+    real_get = both.pool.get
+
+    def get(**kw):
+        conn = real_get(**kw)
+        borrowed.append(conn)
+        return conn
+
+    both.pool.get = get
+    late = "wzz wzz wzz late\n"
+    _write(store, PreparedDocument(DocumentRecord("late.txt", "/z", "/z/late.txt", "y", "en", 1), late,
+                                   [Chunk("late.txt", 0, len(late), late, "en")], np.ones((1, 8), np.float32) / np.sqrt(8)),
+           rebuild=False, sentence_vectors=False)
+    assert reader.search(np.ones(8, np.float32) / np.sqrt(8), ["wzz"], 10).keyword_ids.size == 0
+    for trial in range(30):
+        tokens = list(rng.choice(vocab[:300], size=int(rng.integers(1, 6)), p=weights[:300] / weights[:300].sum()))
+        q = rng.normal(size=8).astype(np.float32)
+        q /= np.linalg.norm(q)
+        n = int(rng.choice([1, 10, 50]))
+        got = reader.search(q, tokens, n)
+        want = search_in_turn(before, q, tokens, n)
+        for field in ("dense_ids", "dense_scores", "keyword_ids", "keyword_scores", "dense_keyword_scores"):
+            assert np.allclose(getattr(got, field), getattr(want, field), atol=1e-6), (field, tokens, n)
+        full = index.scores(tokens)
+        assert np.allclose(full[[position[i] for i in got.dense_ids.tolist()]], got.dense_keyword_scores, atol=1e-5)
+    assert len(borrowed) == 31 and all(c is not reader._conn[0] for c in borrowed)
+    assert len(PostgresStore(store.url).reader().search(np.ones(8, np.float32) / np.sqrt(8), ["wzz"], 10)
+               .keyword_ids) == 1
+    one = PostgresStore(store.url, StoreSettings(pg_concurrent_search_min_chunks=0, pg_pool_size=1)).reader()
+    hits = one.search(q, tokens, 10)  # the reader holds the one connection: the searches run in turn
+    want = search_in_turn(PostgresStore(store.url).reader(), q, tokens, 10)
+    assert np.allclose(hits.keyword_scores, want.keyword_scores, atol=1e-6) and len(hits.keyword_ids) == 10
+
+
 def test_a_keyword_index_of_another_tokenizer_version_is_rebuilt_by_the_next_write(tmp_path, pg_url,
                                                                                    pg_problems):
     folder, store, reader, to_folder = _pair(tmp_path, pg_url)
@@ -332,7 +375,8 @@ def test_a_keyword_index_of_another_tokenizer_version_is_rebuilt_by_the_next_wri
     assert pg_problems(store) == []
 
 
-def test_dense_and_sentence_search_and_retrieval_match_the_folder_store(tmp_path, pg_url):
+@pytest.mark.parametrize("side_by_side", [10_000, 0], ids=["in-turn", "side-by-side"])
+def test_dense_and_sentence_search_and_retrieval_match_the_folder_store(tmp_path, pg_url, side_by_side):
     from assistant.retrieval import HybridRetriever
 
     folder, _, reader, to_folder = _pair(tmp_path, pg_url)
@@ -351,7 +395,8 @@ def test_dense_and_sentence_search_and_retrieval_match_the_folder_store(tmp_path
                            atol=1e-6)
         assert reader.languages(all_ids) == folder.languages([to_folder[i] for i in all_ids])
         for question in ("كم عدد الحسابات التي تم اختراقها؟", "How are citations checked?"):
-            fresh = PostgresStore(reader.store.url).reader()  # one reader per question, as the Assistant does
+            fresh = PostgresStore(reader.store.url,  # one reader per question, as the Assistant does
+                                  StoreSettings(pg_concurrent_search_min_chunks=side_by_side)).reader()
             got = HybridRetriever(embedder=None).retrieve(fresh, question, k=5, query_vector=q)
             want = HybridRetriever(embedder=None).retrieve(folder, question, k=5, query_vector=q)
             assert [to_folder[h.chunk.chunk_id] for h in got] == [h.chunk.chunk_id for h in want]
