@@ -102,6 +102,17 @@ def test_unanswerable_questions_are_refused_in_their_language(seed_assistant, qu
         assert "do not contain" in a.text
 
 
+@pytest.mark.parametrize("question", ["How much did Microsoft pay for the court order?",
+                                      "كم دفعت مايكروسوفت مقابل الأمر القضائي؟"])
+def test_questions_about_money_are_refused_when_the_passages_name_no_amount(seed_assistant, question):
+    """The seed article is full of numbers (99 sites, 2,700 attempts, 241 accounts) but names no sum of money."""
+    a = seed_assistant.answer(question)
+    assert a.refused and a.path == "refusal" and "amount of money" in a.reason, (a.text, a.reason)
+    counted = seed_assistant.answer(question.replace("How much did Microsoft pay for", "How many sites did")
+                                    .replace("كم دفعت مايكروسوفت مقابل", "كم موقعا شمله"))
+    assert not counted.refused and "99" in counted.text, counted.text
+
+
 def test_retrieve_returns_exact_scored_chunks(seed_assistant):
     hits = seed_assistant.retrieve("Phosphorus hackers attacked 241 accounts", k=3)
     assert 1 <= len(hits) <= 3

@@ -93,9 +93,12 @@ _MONTH = re.compile(
     r"آذار|اذار|نيسان|أيار|ايار|حزيران|تموز|آب|أيلول|ايلول|تشرين|الاثنين|الثلاثاء|الأربعاء|الاربعاء|الخميس|الجمعة|"
     r"الجمعه|السبت|الأحد|الاحد|القرن|صيف|شتاء|ربيع|خريف|اليوم|أمس|امس", re.IGNORECASE)
 _CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'’.-]+")
+# Arabic currency and magnitude words as whole words, with a prefix (ال، و، ب، ل) and the endings of their forms
+# (دولارا، دولارات، جنيهات); the yen (ين) only alone or as الين, since بين ("between") would match it
 _CURRENCY = re.compile(
     r"[$€£¥]|\b(?:dollars?|euros?|pounds?|yen|yuan|rupees?|francs?|marks?|cents?|usd|eur|gbp|budget|cost|worth)\b"
-    r"|دولار|يورو|جنيه|ريال|درهم|دينار|ليرة|ليره|فرنك|ين|مليون|مليار", re.IGNORECASE)
+    r"|(?<!\w)(?:و|ب|ل|ف)?(?:ال|لل)?(?:دولار|يورو|جنيه|ريال|درهم|دراهم|دينار|دنانير|ليرة|ليره|ليرات|فرنك|مليون|"
+    r"ملايين|مليار|مليارات)(?:ات|ا|ان|ين|ًا)?(?!\w)|(?<!\w)(?:ال)?ين(?!\w)", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
 
 

@@ -40,7 +40,8 @@ def test_question_types_in_both_languages(question, kind):
 
 @pytest.mark.parametrize("kind, yes, no", [
     ("number", ["تم اختراق 4 حسابات", "four accounts", "أربعة حسابات"], ["هاجمت القراصنة الحسابات", "many"]),
-    ("amount", ["$3 million", "3 ملايين دولار", "2.5 billion euros"], ["30 يوما", "241 accounts"]),
+    ("amount", ["$3 million", "3 ملايين دولار", "2.5 billion euros", "بلغت 300 دولارا", "100 ين", "20 مليار"],
+     ["30 يوما", "241 accounts", "في الفترة بين أغسطس وسبتمبر 2019", "الإيرانيين 241", "2700 محاولة"]),
     ("date", ["منذ عام 2013", "in March", "في مارس/آذار", "on Friday"], ["the group", "المجموعة"]),
     ("person", ["Tom Burt said", "توم بيرت"], ["the vice president said"]),
 ])
