@@ -26,6 +26,7 @@ _DATE = re.compile(rf"(?:{_NUM}\s+)?{_MONTHS}(?:\s*,?\s*{_NUM})?|(?:عام|سن�
                    re.IGNORECASE)
 _NUMBER = re.compile(_NUM)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_LETTERS = re.compile(r"[^\W\d_]")
 _NUMBER_WORDS = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
     r"thousand|million|billion|dozen)\b|" + AR_NUMBER_WORD, re.IGNORECASE)
@@ -117,4 +118,6 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
             span = _snap(text, *inside[0])
     if span is None or span[1] - span[0] > MAX_SHORT_CHARS or span[1] - span[0] >= 0.8 * len(text.strip()):
         return None
+    if kind in ("person", "organisation", "place") and not _LETTERS.search(text[span[0]:span[1]]):
+        return None  # a number or a score is no name: the quote answers alone
     return span

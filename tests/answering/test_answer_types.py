@@ -61,6 +61,9 @@ def test_evidence_holds_the_kind_asked_for(kind, yes, no):
     ("date", "Tesla died on 7 January 1943 in New York.", "in New York", "7 January 1943"),
     ("person", "The group's head of security, Bob Lord, said it.", "Bob Lord", "Bob Lord"),
     ("other", "Short.", None, None),  # no reader, no kind to look for: the quote answers alone
+    # a score proposed for "who": no short answer, in either language
+    ("person", "هزم البرونكوس فريق بيتسبرغ ستيلرز في الجولة الفاصلة، 23–16، بتسجيله 11 نقطة.", "23–16", None),
+    ("organisation", "The Broncos beat the Steelers 23–16 in the divisional round.", "23–16", None),
 ])
 def test_short_answers(kind, text, proposed, expected):
     span = None
