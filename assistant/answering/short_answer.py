@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence
 
-from ..normalize import STOPWORDS, light_stem, normalize
+from ..normalize import STOPWORDS, light_stem, normalize, strip_arabic_prefix
 from .answer_types import AR_NUMBER_WORD, holds_type
 
-__all__ = ["MAX_SHORT_CHARS", "short_span"]
+__all__ = ["MAX_SHORT_CHARS", "context_texts", "short_span"]
 
 MAX_SHORT_CHARS = 80  # a longer span is no short answer: the quote answers alone
 _STRICT = ("number", "amount", "date")
@@ -75,7 +75,14 @@ def _context(text: str, span: tuple[int, int], words: int = CONTEXT_WORDS) -> st
     return " ".join(before + [text[span[0]:span[1]]] + after)
 
 
-_COUNTED = re.compile(r"\bhow many ([^\W\d_]+)|(?:^|\s)(?:كم|وكم) ([^\W\d_]+)", re.IGNORECASE)
+# the noun a question counts: "how many days", كم يوما, and كم عدد / ما عدد المحاولات (the noun after عدد)
+_COUNTED = re.compile(r"\bhow many ([^\W\d_]+)|(?:^|\s)(?:(?:كم|وكم)(?:\s+عدد)?|ما\s+(?:هو\s+)?عدد)\s+([^\W\d_]+)",
+                      re.IGNORECASE)
+
+
+def _noun_key(word: str) -> str:
+    """A counted noun for comparison: normalised, without its article, lightly stemmed (المحاولات ~ محاولة)."""
+    return light_stem(strip_arabic_prefix(normalize(word)))
 
 
 def _counted(question: str, found: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
@@ -84,15 +91,30 @@ def _counted(question: str, found: list[tuple[int, int]], text: str) -> list[tup
     m = _COUNTED.search(question)
     if not m:
         return []
-    noun = light_stem(normalize(m.group(1) or m.group(2)))
+    noun = _noun_key(m.group(1) or m.group(2))
     if not noun or noun in STOPWORDS:
         return []
     out = []
     for a, b in found:
         words = text[a:b].split()
-        if len(words) > 1 and light_stem(normalize(words[-1])) == noun:
+        if len(words) > 1 and _noun_key(words[-1]) == noun:
             out.append((a, b))
     return out
+
+
+def _choices(question: str, kind: str, text: str
+             ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+    """The expressions of ``kind`` in ``text``, those with the noun the question counts, and the ones to tell apart
+    by their context (empty when one is counted or there is only one)."""
+    found = [f for f in (_snap(text, *e) for e in _expressions(kind, text)) if f]
+    counted = _counted(question, found, text) if kind != "date" else []
+    pool = (counted or found) if len(counted) != 1 and len(found) > 1 else []
+    return found, counted, pool
+
+
+def context_texts(question: str, kind: str, text: str) -> list[str]:
+    """What ``short_span`` gives ``context_score`` for this sentence (empty when it scores nothing)."""
+    return [_context(text, f) for f in _choices(question, kind, text)[2]] if kind in _STRICT else []
 
 
 def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | None,
@@ -101,12 +123,10 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
     ``context_score(texts)`` scores a few words around each candidate expression against the question."""
     span = _snap(text, *proposed) if proposed is not None else None
     if kind in _STRICT:
-        found = [f for f in (_snap(text, *e) for e in _expressions(kind, text)) if f]
-        counted = _counted(question, found, text) if kind != "date" else []
+        found, counted, pool = _choices(question, kind, text)
         if len(counted) == 1:  # "how many days" -> the number of days
             span = counted[0]
-        elif len(found) > 1 and context_score is not None:
-            pool = counted or found
+        elif pool and context_score is not None:
             scores = list(context_score([_context(text, f) for f in pool]))
             span = pool[max(range(len(pool)), key=lambda i: scores[i])]
         elif found and (span is None or not holds_type(kind, text[span[0]:span[1]])):

@@ -74,6 +74,21 @@ def test_short_answers(kind, text, proposed, expected):
     assert (text[got[0]:got[1]] if got else None) == expected
 
 
+@pytest.mark.parametrize("question, expected", [
+    ("كم عدد المحاولات التي رصدها المركز؟", "2700 محاولة"),  # the noun after كم عدد, with its article
+    ("ما عدد محاولات الفوسفور؟", "2700 محاولة"),
+    ("كم يوما استمر الرصد؟", "30 يوما"),
+    ("How many days did the center watch?", None),  # an English noun is not in an Arabic sentence
+])
+def test_the_counted_noun_picks_among_several_numbers(question, expected):
+    sentence = "في فترة 30 يوما لاحظ مركز تهديدات مايكروسوفت الفوسفور يقوم بأكثر من 2700 محاولة ثم هاجمت 241 من الحسابات"
+    got = short_span(question, "number", sentence, None)
+    if expected is None:  # without a counted noun or a context score: the number nearest the start
+        assert got is not None and sentence[got[0]:got[1]] == "30 يوما"
+    else:
+        assert sentence[got[0]:got[1]] == expected
+
+
 def _directions(paragraph: str) -> set[str]:
     out = set()
     if re.search(r"[\u0600-\u06ff]", paragraph):
