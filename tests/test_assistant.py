@@ -1,6 +1,7 @@
 """End-to-end behaviour of the Assistant on the real seed document."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -111,6 +112,36 @@ def test_questions_about_money_are_refused_when_the_passages_name_no_amount(seed
     counted = seed_assistant.answer(question.replace("How much did Microsoft pay for", "How many sites did")
                                     .replace("كم دفعت مايكروسوفت مقابل", "كم موقعا شمله"))
     assert not counted.refused and "99" in counted.text, counted.text
+
+
+@pytest.mark.parametrize("question", ["Over how many days did Microsoft's threat center observe Phosphorus's activity?",
+                                      "كم عدد المحاولات التي رصدها مركز تهديدات مايكروسوفت؟"])
+def test_the_quote_is_embedded_while_the_reader_reads_and_the_answer_is_the_same(seed_assistant, monkeypatch,
+                                                                                 question):
+    """What the chosen sentence's quote and short answer embed is in the cache once the reader is done (embedded on
+    another thread meanwhile), and the answer equals the one embedded step by step afterwards."""
+    from assistant.answering import extractive
+    from assistant.answering.compose import quote_windows
+
+    answerer = seed_assistant.answerer
+    assert answerer.reader is not None
+    passages, context = seed_assistant.evidence(question)
+    answerer.sentence_cache.clear()
+    judged = answerer.judge(question, passages, context)
+    sentence = judged["candidate"].text
+    windows = quote_windows(sentence, answerer.params.quote_chars)
+    assert len(windows) > 1, sentence  # a sentence longer than a quote: its windows are embedded
+    cached = [sentence[a:b] in answerer.sentence_cache._vectors for a, b in windows]
+    assert all(cached), cached
+    answerer.sentence_cache.clear()
+    ahead = answerer.answer(question, passages, context)
+
+    monkeypatch.setattr(answerer, "params", dataclasses.replace(answerer.params, embed_ahead=False))
+    monkeypatch.setattr(extractive, "_in_background", None)  # not called
+    answerer.sentence_cache.clear()
+    after = answerer.answer(question, passages, context)
+    assert (ahead.text, ahead.short, ahead.citations) == (after.text, after.short, after.citations)
+    assert not ahead.refused and "2700" in ahead.text
 
 
 def test_retrieve_returns_exact_scored_chunks(seed_assistant):

@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -30,7 +31,7 @@ from .base import AnswerContext, Answerer
 from .compose import compose, quote_span, quote_windows
 from .decision import Decision
 from .messages import REFUSAL
-from .short_answer import short_span
+from .short_answer import context_texts, short_span
 from .registry import BackendKind, BackendSpec, BuildContext, register_backend
 
 __all__ = ["Candidate", "ExtractiveAnswerer"]
@@ -113,6 +114,16 @@ class ExtractiveAnswerer(Answerer):
             return float(sims[i]) + ((1.0 if typed else p.short_bonus) if holds else 0.0)
         return windows[max(range(len(windows)), key=value)]
 
+    def _embed_ahead(self, question: str, kind: str, sentence: str) -> None:
+        """Put in the cache what ``short_span``'s context scores and ``_quote`` embed for ``sentence``, in the same
+        calls and order."""
+        texts = context_texts(question, kind, sentence)
+        if texts:
+            self.sentence_cache(texts)
+        windows = quote_windows(sentence, self.params.quote_chars)
+        if len(windows) > 1 and self.params.quote_focus == "similarity":
+            self.sentence_cache([sentence[a:b] for a, b in windows])
+
     def _supporting(self, judged: dict) -> list[dict]:
         """Sentences quoted after the chosen one: those scoring within ``second_quote_margin`` of it (the ranking
         cannot tell them apart), up to ``max_quotes`` in all, none overlapping another."""
@@ -146,7 +157,17 @@ class ExtractiveAnswerer(Answerer):
             return None
         kind = question_type(question)
         top = rows[: max(1, self.params.reader_candidates if self.reader is not None else 1)]
-        reads = self.reader.score(question, [f["candidate"].text for f in top]) if self.reader is not None else []
+        reads = []
+        if self.reader is not None:
+            # the texts the best sentence's short answer and quote will embed, embedded on another core meanwhile
+            # (the same calls, so the same vectors, found in the cache afterwards)
+            early = (_in_background(self._embed_ahead, question, kind, top[0]["candidate"].text)
+                     if self.params.embed_ahead else None)
+            try:
+                reads = self.reader.score(question, [f["candidate"].text for f in top])
+            finally:
+                if early is not None:
+                    early.join()
         best = 0
         if reads:  # the reader's verdict moves a sentence up when it is sure enough
             combined = [f["score"] + self.params.w_reader * r.p_answer for f, r in zip(top, reads)]
@@ -262,6 +283,20 @@ class ExtractiveAnswerer(Answerer):
             f["confidence"] = f["dense"] + p.w_confidence_lexical * f["icoverage"]
         rows.sort(key=lambda f: (-f["score"], f["candidate"].doc, f["candidate"].start))
         return rows
+
+
+def _in_background(fn: Callable[..., Any], *args: Any) -> threading.Thread:
+    """``fn(*args)`` started on a thread of its own; what it raises is dropped (the caller's own path does the same
+    work again and meets the error there)."""
+    def run() -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - see above
+            pass
+
+    thread = threading.Thread(target=run, name="assistant-embed-ahead", daemon=True)
+    thread.start()
+    return thread
 
 
 def _stored_vectors(passage: ScoredChunk, spans: list[tuple[int, int]], sentences: Any) -> np.ndarray | None:
