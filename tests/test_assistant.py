@@ -114,12 +114,16 @@ def test_questions_about_money_are_refused_when_the_passages_name_no_amount(seed
     assert not counted.refused and "99" in counted.text, counted.text
 
 
-@pytest.mark.parametrize("question", ["Over how many days did Microsoft's threat center observe Phosphorus's activity?",
-                                      "كم عدد المحاولات التي رصدها مركز تهديدات مايكروسوفت؟"])
-def test_the_quote_is_embedded_while_the_reader_reads_and_the_answer_is_the_same(seed_assistant, monkeypatch,
-                                                                                 question):
-    """What the chosen sentence's quote and short answer embed is in the cache once the reader is done (embedded on
-    another thread meanwhile), and the answer equals the one embedded step by step afterwards."""
+@pytest.mark.parametrize("question, number", [
+    ("Over how many days did Microsoft's threat center observe Phosphorus's activity?", "2700"),
+    ("كم عدد المحاولات التي رصدها مركز تهديدات مايكروسوفت؟", "2700"),
+    ("How many accounts were actually compromised as a result of the attempts?", "4"),
+])
+def test_the_quotes_are_embedded_while_the_reader_reads_and_the_answer_is_the_same(seed_assistant, monkeypatch,
+                                                                                  question, number):
+    """What the chosen sentence's quote and short answer embed, and the quotes of the sentences quoted after it, are
+    in the cache once the reader is done (embedded on another thread meanwhile); the answer equals the one embedded
+    step by step afterwards."""
     from assistant.answering import extractive
     from assistant.answering.compose import quote_windows
 
@@ -128,20 +132,20 @@ def test_the_quote_is_embedded_while_the_reader_reads_and_the_answer_is_the_same
     passages, context = seed_assistant.evidence(question)
     answerer.sentence_cache.clear()
     judged = answerer.judge(question, passages, context)
-    sentence = judged["candidate"].text
-    windows = quote_windows(sentence, answerer.params.quote_chars)
-    assert len(windows) > 1, sentence  # a sentence longer than a quote: its windows are embedded
-    cached = [sentence[a:b] in answerer.sentence_cache._vectors for a, b in windows]
+    quoted = [judged["candidate"].text] + [r["candidate"].text for r in
+                                           answerer._supporting(judged["candidate"], judged["score"], judged["rows"])]
+    windows = {t: quote_windows(t, answerer.params.quote_chars) for t in quoted}
+    assert sum(len(w) > 1 for w in windows.values()) >= 1, quoted  # at least one sentence longer than a quote
+    cached = [t[a:b] in answerer.sentence_cache._vectors for t, w in windows.items() if len(w) > 1 for a, b in w]
     assert all(cached), cached
     answerer.sentence_cache.clear()
     ahead = answerer.answer(question, passages, context)
-
     monkeypatch.setattr(answerer, "params", dataclasses.replace(answerer.params, embed_ahead=False))
     monkeypatch.setattr(extractive, "_in_background", None)  # not called
     answerer.sentence_cache.clear()
     after = answerer.answer(question, passages, context)
     assert (ahead.text, ahead.short, ahead.citations) == (after.text, after.short, after.citations)
-    assert not ahead.refused and "2700" in ahead.text
+    assert not ahead.refused and number in ahead.text
 
 
 def test_retrieve_returns_exact_scored_chunks(seed_assistant):

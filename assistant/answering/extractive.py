@@ -86,7 +86,7 @@ class ExtractiveAnswerer(Answerer):
             short_answer = ShortAnswer(1, cand.doc, cand.start + short[0], cand.start + short[1],
                                        cand.text[short[0]:short[1]])
         more = []
-        for row in self._supporting(judged):
+        for row in self._supporting(cand, judged["score"], judged["rows"]):
             other = row["candidate"]
             a, b = self._quote(other.text, None, judged["query_vector"])
             n = len(citations) + 1
@@ -114,24 +114,27 @@ class ExtractiveAnswerer(Answerer):
             return float(sims[i]) + ((1.0 if typed else p.short_bonus) if holds else 0.0)
         return windows[max(range(len(windows)), key=value)]
 
-    def _embed_ahead(self, question: str, kind: str, sentence: str) -> None:
-        """Put in the cache what ``short_span``'s context scores and ``_quote`` embed for ``sentence``, in the same
-        calls and order."""
+    def _embed_ahead(self, question: str, kind: str, best: dict, rows: list[dict]) -> None:
+        """Put in the cache what ``short_span``'s context scores and ``_quote`` embed when ``best`` is the chosen
+        sentence (for it, then for the sentences quoted after it), in the same calls and order."""
+        sentence = best["candidate"].text
         texts = context_texts(question, kind, sentence)
         if texts:
             self.sentence_cache(texts)
-        windows = quote_windows(sentence, self.params.quote_chars)
-        if len(windows) > 1 and self.params.quote_focus == "similarity":
-            self.sentence_cache([sentence[a:b] for a, b in windows])
+        for other in [sentence] + [r["candidate"].text for r in self._supporting(best["candidate"], best["score"],
+                                                                                 rows)]:
+            windows = quote_windows(other, self.params.quote_chars)
+            if len(windows) > 1 and self.params.quote_focus == "similarity":
+                self.sentence_cache([other[a:b] for a, b in windows])
 
-    def _supporting(self, judged: dict) -> list[dict]:
-        """Sentences quoted after the chosen one: those scoring within ``second_quote_margin`` of it (the ranking
-        cannot tell them apart), up to ``max_quotes`` in all, none overlapping another."""
+    def _supporting(self, candidate: Candidate, score: float, rows: list[dict]) -> list[dict]:
+        """Sentences quoted after the chosen ``candidate``: those scoring within ``second_quote_margin`` of its
+        ``score`` (the ranking cannot tell them apart), up to ``max_quotes`` in all, none overlapping another."""
         p = self.params
-        chosen = [judged["candidate"]]
+        chosen = [candidate]
         out = []
-        for row in judged["rows"]:
-            if len(chosen) >= p.max_quotes or judged["score"] - row["score"] > p.second_quote_margin:
+        for row in rows:
+            if len(chosen) >= p.max_quotes or score - row["score"] > p.second_quote_margin:
                 break
             c = row["candidate"]
             if any(c.doc == o.doc and c.start < o.end and o.start < c.end for o in chosen):
@@ -161,7 +164,7 @@ class ExtractiveAnswerer(Answerer):
         if self.reader is not None:
             # the texts the best sentence's short answer and quote will embed, embedded on another core meanwhile
             # (the same calls, so the same vectors, found in the cache afterwards)
-            early = (_in_background(self._embed_ahead, question, kind, top[0]["candidate"].text)
+            early = (_in_background(self._embed_ahead, question, kind, top[0], rows)
                      if self.params.embed_ahead else None)
             try:
                 reads = self.reader.score(question, [f["candidate"].text for f in top])
