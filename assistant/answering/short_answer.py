@@ -27,6 +27,13 @@ _DATE = re.compile(rf"(?:{_NUM}\s+)?{_MONTHS}(?:\s*,?\s*{_NUM})?|(?:عام|سن�
 _NUMBER = re.compile(_NUM)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _LETTERS = re.compile(r"[^\W\d_]")
+# a date without the words around it: day, month and year, a month, or a number
+_DATE_CORE = re.compile(rf"(?:{_NUM}\s+)?{_MONTHS}(?:\s*,?\s*{_NUM})?|{_NUM}", re.IGNORECASE)
+# an Arabic year word right before the year (عام 2013، سنة 1972، لعام 1996)
+_AR_YEAR_WORD = re.compile(r"(?<!\w)[لب]?(?:ال)?(?:عام|سنة|سنه)\s+(?=[0-9٠-٩])")
+# a person's name (two or more capitalised words) followed by more about them: ", who ...", " (...", " in 1263"
+_NAME_THEN_MORE = re.compile(r"([A-Z][\w'’.-]*(?:\s+(?:(?:of|de|da|van|von|bin|al)\s+)?[A-Z][\w'’.-]*)+)"
+                             r"(?:,|\s*\(|\s+[a-z0-9])")
 _NUMBER_WORDS = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
     r"thousand|million|billion|dozen)\b|" + AR_NUMBER_WORD, re.IGNORECASE)
@@ -136,8 +143,27 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
         inside = [e for e in _expressions("number", text) if span[0] <= e[0] < span[1]]
         if inside:  # the number (with its noun) the span is about, not the clause around it
             span = _snap(text, *inside[0])
+    if span is not None and kind == "date":
+        span = _date_in(text, span)
     if span is None or span[1] - span[0] > MAX_SHORT_CHARS or span[1] - span[0] >= 0.8 * len(text.strip()):
         return None
     if kind in ("person", "organisation", "place") and not _LETTERS.search(text[span[0]:span[1]]):
         return None  # a number or a score is no name: the quote answers alone
+    if kind == "person":
+        name = _NAME_THEN_MORE.match(text, span[0], span[1])
+        if name:  # "Kurt Coleman, who led the team ..." -> "Kurt Coleman"
+            span = (span[0], name.end(1))
     return span
+
+
+def _date_in(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """The first date inside ``span`` without the clause around it or an English word before it ("1263 during the
+    reign of ..." -> "1263", "in 1857" -> "1857"); an Arabic year word stays with its year (سنة 1972، عام 2013)."""
+    core = _DATE_CORE.search(text, span[0], span[1])
+    if core is None:
+        return span
+    start = core.start()
+    for year_word in _AR_YEAR_WORD.finditer(text, span[0], core.end()):
+        if year_word.end() == start:
+            start = year_word.start()
+    return _snap(text, start, core.end()) or span

@@ -60,6 +60,17 @@ def test_evidence_holds_the_kind_asked_for(kind, yes, no):
     ("date", "وتتابع مايكروسوفت مجموعة فوسفور منذ عام 2013 وقالت في مارس", "مجموعة فوسفور", "عام 2013"),
     ("date", "Tesla died on 7 January 1943 in New York.", "in New York", "7 January 1943"),
     ("person", "The group's head of security, Bob Lord, said it.", "Bob Lord", "Bob Lord"),
+    # a date without the clause around it or an English word before it; an Arabic year word stays with its year
+    ("date", "The Office of Western Medicine was founded in 1263 during the reign of Kublai.",
+     "1263 during the reign of Kublai", "1263"),
+    ("date", "John Sheepshanks donated his paintings in 1857 to the museum.", "in 1857", "1857"),
+    ("date", "صدر القانون سنة 1972 بعد نقاش طويل في البرلمان", "سنة 1972 بعد نقاش", "سنة 1972"),
+    # a person's name without what the sentence goes on to say about them
+    ("person", "The defence was led by Kurt Coleman, who had a career high of seven.", "Kurt Coleman, who had a career",
+     "Kurt Coleman"),
+    ("person", "It was founded by Kublai Khan in 1263.", "Kublai Khan in 1263", "Kublai Khan"),
+    ("organisation", "They met on the University of Chicago campus.", "University of Chicago campus",
+     "University of Chicago campus"),
     ("other", "Short.", None, None),  # no reader, no kind to look for: the quote answers alone
     # a score proposed for "who": no short answer, in either language
     ("person", "هزم البرونكوس فريق بيتسبرغ ستيلرز في الجولة الفاصلة، 23–16، بتسجيله 11 نقطة.", "23–16", None),
