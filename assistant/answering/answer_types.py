@@ -14,10 +14,12 @@ that the evidence should share when question and evidence are in the same langua
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from ..normalize import detect_language, normalize, tokenize
 
-__all__ = ["AR_NUMBER_WORD", "QUESTION_TYPES", "STRICT_TYPES", "holds_type", "key_terms", "question_type"]
+__all__ = ["AR_NUMBER_WORD", "QUESTION_TYPES", "STRICT_TYPES", "holds_type", "key_terms", "plain_question",
+           "question_type"]
 
 STRICT_TYPES = ("number", "amount", "date")  # kinds whose answer is recognisable in the text
 QUESTION_TYPES = ("number", "amount", "date", "person", "organisation", "place", "yes/no", "definition", "other")
@@ -62,9 +64,15 @@ _EN_RE = [(k, re.compile(p, re.IGNORECASE)) for k, p in _EN]
 _AR_RE = [(k, re.compile(p)) for k, p in _AR]
 
 
+def plain_question(question: str) -> str:
+    """``question`` without invisible format characters (direction marks such as the U+200F that starts many
+    Arabic questions, zero-width joiners) and with single spaces: what the question-word patterns read."""
+    return " ".join("".join(ch for ch in question if unicodedata.category(ch) != "Cf").split())
+
+
 def question_type(question: str) -> str:
     """The kind of answer ``question`` asks for: one of ``QUESTION_TYPES``."""
-    q = " ".join(question.split()).strip()
+    q = plain_question(question)
     if detect_language(q) == "ar":
         folded = normalize(q).replace("ى", "ي")
         for kind, rx in _AR_RE:

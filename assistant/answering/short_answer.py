@@ -13,7 +13,7 @@ import re
 from typing import Callable, Sequence
 
 from ..normalize import STOPWORDS, light_stem, normalize, strip_arabic_prefix
-from .answer_types import AR_NUMBER_WORD, holds_type
+from .answer_types import AR_NUMBER_WORD, holds_type, plain_question
 
 __all__ = ["MAX_SHORT_CHARS", "context_texts", "short_span"]
 
@@ -95,7 +95,7 @@ def _noun_key(word: str) -> str:
 def _counted(question: str, found: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
     """The expressions whose noun is the one the question counts ("how many days" -> "30 days", "كم يوما" ->
     "30 يوما"), compared lightly stemmed; none when the question names no noun or no expression has it."""
-    m = _COUNTED.search(question)
+    m = _COUNTED.search(plain_question(question))
     if not m:
         return []
     noun = _noun_key(m.group(1) or m.group(2))

@@ -36,6 +36,9 @@ from assistant.answering.short_answer import short_span
 ])
 def test_question_types_in_both_languages(question, kind):
     assert question_type(question) == kind
+    # a direction mark or a zero-width joiner (pasted Arabic text often starts with U+200F) changes nothing
+    assert question_type("\u200f" + question) == kind
+    assert question_type(question.replace(" ", " \u200d", 1)) == kind
 
 
 @pytest.mark.parametrize("kind, yes, no", [
@@ -94,6 +97,7 @@ def test_short_answers(kind, text, proposed, expected):
 def test_the_counted_noun_picks_among_several_numbers(question, expected):
     sentence = "في فترة 30 يوما لاحظ مركز تهديدات مايكروسوفت الفوسفور يقوم بأكثر من 2700 محاولة ثم هاجمت 241 من الحسابات"
     got = short_span(question, "number", sentence, None)
+    assert short_span("\u200f" + question, "number", sentence, None) == got
     if expected is None:  # without a counted noun or a context score: the number nearest the start
         assert got is not None and sentence[got[0]:got[1]] == "30 يوما"
     else:
