@@ -123,7 +123,7 @@ class Decision:
         }
         x["_family"] = "same" if same_language else "cross"
         x["_kind"] = kind
-        x["_passage_holds"] = holds_type(kind, candidate.passage.text) if strict else True
+        x["_passage_holds"] = holds_type(kind, candidate.passage.text) if kind == "amount" else True  # see decide
         x["_missing"] = missing
         return x
 

@@ -104,15 +104,23 @@ class ExtractiveAnswerer(Answerer):
         whole clauses (or words) most similar to the question, one holding the short answer preferred by
         ``short_bonus`` (always, when the short answer is of the kind asked for: ``typed``)."""
         p = self.params
-        windows = quote_windows(sentence, p.quote_chars)
-        if len(windows) == 1 or p.quote_focus != "similarity":
+        windows, texts = self._windows(sentence)
+        if not texts:
             return windows[0] if len(windows) == 1 else quote_span(sentence, short, p.quote_chars)
-        sims = self.sentence_cache([sentence[a:b] for a, b in windows]) @ np.asarray(query_vector, np.float32)
+        sims = self.sentence_cache(texts) @ np.asarray(query_vector, np.float32)
         def value(i: int) -> float:
             a, b = windows[i]
             holds = short is not None and a <= short[0] and short[1] <= b
             return float(sims[i]) + ((1.0 if typed else p.short_bonus) if holds else 0.0)
         return windows[max(range(len(windows)), key=value)]
+
+    def _windows(self, sentence: str) -> tuple[list[tuple[int, int]], list[str]]:
+        """The windows ``_quote`` may quote of ``sentence``, and the texts of those it compares with the question by
+        their vectors (none when the sentence fits in one window or the quote is not chosen by similarity)."""
+        windows = quote_windows(sentence, self.params.quote_chars)
+        if len(windows) == 1 or self.params.quote_focus != "similarity":
+            return windows, []
+        return windows, [sentence[a:b] for a, b in windows]
 
     def _embed_ahead(self, question: str, kind: str, best: dict, rows: list[dict]) -> None:
         """Put in the cache what ``short_span``'s context scores and ``_quote`` embed when ``best`` is the chosen
@@ -123,9 +131,9 @@ class ExtractiveAnswerer(Answerer):
             self.sentence_cache(texts)
         for other in [sentence] + [r["candidate"].text for r in self._supporting(best["candidate"], best["score"],
                                                                                  rows)]:
-            windows = quote_windows(other, self.params.quote_chars)
-            if len(windows) > 1 and self.params.quote_focus == "similarity":
-                self.sentence_cache([other[a:b] for a, b in windows])
+            windows = self._windows(other)[1]
+            if windows:
+                self.sentence_cache(windows)
 
     def _supporting(self, candidate: Candidate, score: float, rows: list[dict]) -> list[dict]:
         """Sentences quoted after the chosen ``candidate``: those scoring within ``second_quote_margin`` of its

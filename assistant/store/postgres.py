@@ -904,10 +904,14 @@ class PostgresReader:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _run(self, sql: str, params: Any = None, *, binary: bool = False):
+    def _own(self) -> Any:
+        """The reader's connection (``StoreError`` once the reader is closed)."""
         if not self._conn:
             raise StoreError(f"this view of {self.store.location} was closed; ask the store for a new reader")
-        return self._execute(self._conn[0], sql, params, binary=binary)
+        return self._conn[0]
+
+    def _run(self, sql: str, params: Any = None, *, binary: bool = False):
+        return self._execute(self._own(), sql, params, binary=binary)
 
     def _execute(self, conn: Any, sql: str, params: Any = None, *, binary: bool = False):
         psycopg = _driver()
@@ -1059,9 +1063,7 @@ class PostgresReader:
         tokens = list(tokens)
         if not tokens or self.info.n_chunks == 0 or n <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(len(ids), np.float32)
-        if not self._conn:
-            raise StoreError(f"this view of {self.store.location} was closed; ask the store for a new reader")
-        return self._keep_keyword_rows(self._keyword_rows(self._conn[0], tokens, n, ids), tokens, ids)
+        return self._keep_keyword_rows(self._keyword_rows(self._own(), tokens, n, ids), tokens, ids)
 
     def search(self, query_vector: np.ndarray, tokens: Sequence[str], n: int) -> SearchHits:
         tokens = list(tokens)
