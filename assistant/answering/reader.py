@@ -299,11 +299,12 @@ class Reader(BaseReader):
                 if key.startswith("head."):
                     name = key[len("head."):]
                     param = net.get_parameter(name)
-                    param.copy_(torch.from_numpy(value))
+                    param.copy_(torch.from_numpy(np.asarray(value, np.float32)))
                 elif key.startswith("lora.") and key.endswith(".A"):
                     name = key[len("lora."):-len(".A")]
-                    b = torch.from_numpy(tensors[f"lora.{name}.B"])
-                    a = torch.from_numpy(value)
+                    # the LoRA matrices are stored in float16; merged in float32, as the ONNX export does
+                    b = torch.from_numpy(np.asarray(tensors[f"lora.{name}.B"], np.float32))
+                    a = torch.from_numpy(np.asarray(value, np.float32))
                     modules[name].weight += scaling * (b @ a)
                 elif not (key.startswith("lora.") and key.endswith(".B")):
                     raise ValueError(f"unexpected tensor in the reader adapter: {key}")
@@ -315,9 +316,10 @@ class Reader(BaseReader):
         # one question's candidates are too little work to gain from more threads (and stall when a core is busy)
         with self._lock, torch_threads(self.threads), torch.inference_mode():  # tokenizer settings are shared too
             enc = encode_pairs(self.tokenizer, question, candidates, self.max_length)
-            logit, start, end = self.net(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]),
-                                         torch.from_numpy(enc["cand_mask"]))
-        return logit.float().numpy(), start.float().numpy(), end.float().numpy(), enc
+            device = next(self.net.parameters()).device  # the CPU, or the GPU a training run evaluates on
+            logit, start, end = self.net(*(torch.from_numpy(enc[k]).to(device)
+                                           for k in ("input_ids", "attention_mask", "cand_mask")))
+        return logit.float().cpu().numpy(), start.float().cpu().numpy(), end.float().cpu().numpy(), enc
 
 
 class OnnxReader(BaseReader):
