@@ -18,6 +18,9 @@ from .answer_types import AR_NUMBER_WORD, holds_type, plain_question
 __all__ = ["MAX_SHORT_CHARS", "context_texts", "short_span"]
 
 MAX_SHORT_CHARS = 80  # a longer span is no short answer: the quote answers alone
+# a reader's span of the kind asked for longer than this many words is cut to its number (and noun): "4 حسابات
+# نتيجة لهذه المحاولات" -> "4 حسابات" (held-out XQuAD dev articles, 416 questions: F1 .442 uncut, .437 cut past 3 words)
+_TRUSTED_WORDS = 3
 _STRICT = ("number", "amount", "date")
 _NUM = r"[0-9٠-٩۰-۹]+(?:[.,٫٬][0-9٠-٩۰-۹]+)*%?"
 _MONTHS = (r"(?:january|february|march|april|may|june|july|august|september|october|november|december|يناير|"
@@ -129,17 +132,24 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
     """The short answer in ``text`` (offsets), from the reader's ``proposed`` span and the question's ``kind``;
     ``context_score(texts)`` scores a few words around each candidate expression against the question."""
     span = _snap(text, *proposed) if proposed is not None else None
+    trusted = False  # the reader's span stands as it is
     if kind in _STRICT:
         found, counted, pool = _choices(question, kind, text)
+        # the reader's span, when it is of the kind asked for, beats choosing among the sentence's expressions by
+        # their context and cutting it to its number or date (the 12-layer reader; held-out XQuAD dev articles,
+        # 416 questions: short-answer EM / F1 .219 / .413 -> .267 / .446); a noun the question counts still decides
+        trusted = len(counted) != 1 and span is not None and holds_type(kind, text[span[0]:span[1]])
         if len(counted) == 1:  # "how many days" -> the number of days
             span = counted[0]
+        elif trusted:
+            pass
         elif pool and context_score is not None:
             scores = list(context_score([_context(text, f) for f in pool]))
             span = pool[max(range(len(pool)), key=lambda i: scores[i])]
         elif found and (span is None or not holds_type(kind, text[span[0]:span[1]])):
             centre = (span[0] + span[1]) / 2 if span else 0.0
             span = min(found, key=lambda s: abs((s[0] + s[1]) / 2 - centre))
-    if span is not None and kind in ("number", "amount"):
+    if span is not None and kind in ("number", "amount") and (not trusted or _words(text, span) > _TRUSTED_WORDS):
         inside = [e for e in _expressions("number", text) if span[0] <= e[0] < span[1]]
         if inside:  # the number (with its noun) the span is about, not the clause around it
             span = _snap(text, *inside[0])
@@ -154,6 +164,10 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
         if name:  # "Kurt Coleman, who led the team ..." -> "Kurt Coleman"
             span = (span[0], name.end(1))
     return span
+
+
+def _words(text: str, span: tuple[int, int]) -> int:
+    return len(text[span[0]:span[1]].split())
 
 
 def _date_in(text: str, span: tuple[int, int]) -> tuple[int, int]:

@@ -150,3 +150,28 @@ def test_an_unknown_decision_is_refused_with_one_line():
     assert Decision.default(AnswerSettings(decision="thresholds")).source == "thresholds"
     both = Decision.default(AnswerSettings(decision="both", fitted_margin=1.5))
     assert both.floor is not None and both.floor.source == "thresholds" and both.margin == 1.5
+
+
+@pytest.mark.parametrize("question, kind, text, proposed, expected", [
+    # the reader's span of the kind asked for stands, though the words around another number score higher
+    ("How many lived in the city?", "number",
+     "The city had over 5,000 residents in 1900, and 7,000 people lived there in 1950.", "over 5,000 residents",
+     "over 5,000 residents"),
+    ("كم عدد السكان في عام 1950؟", "number", "بلغ عدد السكان نحو 5000 نسمة عام 1900، و7000 نسمة عام 1950.",
+     "نحو 5000 نسمة", "نحو 5000 نسمة"),
+    # a span of another kind: the expressions of the kind asked for are told apart by their context
+    ("How many lived in the city?", "number",
+     "The city had over 5,000 residents in 1900, and 7,000 people lived there in 1950.", "residents",
+     "7,000 people"),
+    # a noun the question counts decides over the reader ("how many days" -> the number of days)
+    ("How many days did the observation last?", "number", "In 30 days they saw more than 2,700 attempts.",
+     "more than 2,700", "30 days"),
+])
+def test_the_readers_span_stands_when_it_is_of_the_kind_asked_for(question, kind, text, proposed, expected):
+    i = text.index(proposed)
+    # the words around the third number of the sentence (7,000 / 7000) score highest against the question
+    def context(texts):
+        return [1.0 if k == 2 else 0.0 for k in range(len(texts))]
+
+    got = short_span(question, kind, text, (i, i + len(proposed)), context_score=context)
+    assert got is not None and text[got[0]:got[1]] == expected
