@@ -136,16 +136,19 @@ class AnswerSettings:
     # against the two thresholds above; "both": the thresholds, then the fitted decision where it is sure (its score
     # below -fitted_margin)
     decision: str = "both"
-    # seed set: 0 -> refusal 0.73 with 21% false refusals (paraphrased questions miss the key words), 0.75 -> 0.53
-    # / 12%, 1.5 -> 0.47 / 6.6%; XQuAD unanswerable, held-back half: 0 -> 0.62 / 7.2%, 0.75 -> 0.49 / 5.3%
+    # the decision fitted for the 12-layer reader; seed set: 0 -> refusal .867 with 19.7% false refusals (paraphrased
+    # Arabic questions the reader scores near 0), 0.75 -> .867 / 17.1%, 1.5 -> .867 / 13.2%, 2.25 -> .800 / 11.8%;
+    # the reader's 4 held-back articles of the train half (unanswerable set, 378 questions, also those the decision
+    # is fitted on): 0 -> .796 / 12.0%, 0.75 -> .611 / 6.0%, 2.25 -> .475 / 5.1%; XQuAD unanswerable, test half
+    # (400 questions): 1.5 -> .601 / 7.6%
     fitted_margin: float = 1.5
     reader: bool = True  # read the best sentences with the trained reader (assistant/models/reader) when installed
     # while the reader reads, what the best sentence's quote and short answer embed is embedded on another thread
     # (measured on 60 XQuAD questions, answer stage alone with nothing cached: p50 39 -> 28 ms on 2 cores); off:
     # one thread per answer (a machine with one core gains nothing from it)
     embed_ahead: bool = True
-    reader_candidates: int = 2  # how many of the best sentences the reader reads (each costs ~12 ms of one core on
-    # ONNX Runtime, ~15 ms on torch: bench/reader_engines.py)
+    reader_candidates: int = 2  # how many of the best sentences the reader reads (12 layers: two cost 74 ms of one
+    # core on torch, assistant/models/reader/REPORT.md)
     w_reader: float = 0.0  # weight of the reader's probability when choosing among the sentences it read
     # the longest quote of an answer: a longer sentence is quoted by its part most similar to the question (or the
     # part holding a short answer of the kind asked for). Seed set, decision "both": 110 -> answer accuracy 0.711,

@@ -41,12 +41,8 @@ def assert_exact_citations(a):
     "question, forms",
     [
         ("كم عدد الحسابات التي تم اختراقها؟", ["4 حسابات"]),
-        pytest.param(
-            "ما اسم المجموعة التي حاولت اختراق الحملات؟", ["الفسفور"],
-            marks=pytest.mark.xfail(strict=True, reason=(
-                "known miss: the right sentence is chosen, but it is longer than the quote, and of its parts the one "
-                "most similar to the question restates it ('حاولت اختراق إحدى الحملات ...') without the name, which "
-                "is in the clause before"))),
+        # the short answer is the name, and the quote is the part of the sentence that holds it
+        ("ما اسم المجموعة التي حاولت اختراق الحملات؟", ["الفسفور"]),
         ("منذ متى تتابع مايكروسوفت مجموعة فوسفور؟", ["2013"]),
         ("من هو مدير الاتصالات بحملة ترامب؟", ["تيم مورتو"]),
     ],
@@ -115,7 +111,7 @@ def test_questions_about_money_are_refused_when_the_passages_name_no_amount(seed
 
 
 @pytest.mark.parametrize("question, number", [
-    ("Over how many days did Microsoft's threat center observe Phosphorus's activity?", "2700"),
+    ("Over how many days did Microsoft's threat center observe Phosphorus's activity?", "30"),
     ("كم عدد المحاولات التي رصدها مركز تهديدات مايكروسوفت؟", "2700"),
     ("How many accounts were actually compromised as a result of the attempts?", "4"),
 ])

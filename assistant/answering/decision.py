@@ -13,8 +13,11 @@ Features of the chosen sentence (``Decision.features``):
   بانثرز) — that the sentence's passage lacks;
 * ``type_ok`` / ``short_type_ok``: +1 when the sentence / the short answer holds the kind of thing the question
   asks for (a number, an amount, a date), -1 when it does not, 0 for other questions;
-* ``reader_p`` / ``best_p``: the reader's probability that the sentence / the best of the sentences it read
-  answers the question (0 with the indicator ``has_reader`` = 0 when no reader runs).
+* ``reader_logit`` / ``best_logit``: the log-odds of the reader's probability that the sentence / the best of the
+  sentences it read answers the question (0 with the indicator ``has_reader`` = 0 when no reader runs). Log-odds,
+  not the probability: the reader is sure of most sentences either way, and the probability's saturated ends hide
+  the differences the decision needs (held-out XQuAD dev articles, 4-fold by article, refusals at 8% false
+  refusals: en-ar .667 -> .810, ar-en .359 -> .462, ar-ar .810 -> .881).
 
 The decision is ``bias + sum(weight x feature) >= 0``, with weights and bias per language family (question and
 evidence in the same language, or not), fitted on public data with ``python -m
@@ -43,7 +46,7 @@ __all__ = ["DECISIONS", "DECISION_FILE", "FEATURES", "Decision"]
 DECISIONS = ("both", "fitted", "thresholds")  # the answer_decision setting
 DECISION_FILE = Path(__file__).resolve().parent.parent / "models" / "answerability.json"
 FEATURES = ("confidence", "dense", "margin", "coverage", "rare_missing", "anchors_missing", "type_ok",
-            "short_type_ok", "reader_p", "best_p", "has_reader")
+            "short_type_ok", "reader_logit", "best_logit", "has_reader")
 _STRICT = ("number", "amount", "date")
 # words that frame what a question asks for rather than what it is about ("the number of", "the name of")
 _FRAME_WORDS = frozenset({"عدد", "اسم", "نوع", "number", "name", "type", "kind", "many", "much"})
@@ -117,10 +120,11 @@ class Decision:
             "anchors_missing": anchors_missing,
             "type_ok": (1.0 if holds_type(kind, candidate.text) else -1.0) if strict else 0.0,
             "short_type_ok": ((1.0 if short_text and holds_type(kind, short_text) else -1.0) if strict else 0.0),
-            "reader_p": float(read.p_answer) if read is not None else 0.0,
-            "best_p": float(best_p) if best_p is not None else 0.0,
+            "reader_logit": _logit(read.p_answer) if read is not None else 0.0,
+            "best_logit": _logit(best_p) if best_p is not None else 0.0,
             "has_reader": 1.0 if read is not None else 0.0,
         }
+        x["_best_p"] = float(best_p) if best_p is not None else 0.0
         x["_family"] = "same" if same_language else "cross"
         x["_kind"] = kind
         x["_passage_holds"] = holds_type(kind, candidate.passage.text) if kind == "amount" else True  # see decide
@@ -152,7 +156,7 @@ class Decision:
             return True, f"answered (score {z - self.margin:+.2f})"
         w = self.weights[x["_family"]]
         neutral = {"confidence": 0.8, "dense": 0.8, "margin": 0.02, "coverage": 0.5, "rare_missing": 0.5,
-                   "reader_p": 0.5, "best_p": 0.5}
+                   "reader_logit": 0.0, "best_logit": 0.0}
         worst = min((f for f in FEATURES if w.get(f)), default="confidence",
                     key=lambda f: w[f] * (float(x[f]) - neutral.get(f, 0.0)))
         if worst in ("type_ok", "short_type_ok") and x[worst] < 0:
@@ -162,11 +166,17 @@ class Decision:
             return False, f"the documents do not mention {', '.join(x['_missing'][:3])}"
         if worst == "anchors_missing":
             return False, "the passages lack the names and numbers the question asks about"
-        if worst in ("reader_p", "best_p"):
-            return False, f"the best sentences do not answer the question (reader {x['best_p']:.2f})"
+        if worst in ("reader_logit", "best_logit"):
+            return False, f"the best sentences do not answer the question (reader {x['_best_p']:.2f})"
         if worst == "coverage":
             return False, f"the best sentence shares few of the question's words ({x['coverage']:.2f})"
         return False, f"the best evidence is weak (confidence {x['confidence']:.3f})"
+
+
+def _logit(p: float) -> float:
+    """log(p / (1 - p)), with p kept within [1e-6, 1 - 1e-6]."""
+    p = min(max(float(p), 1e-6), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))
 
 
 _WORDS = re.compile(r"[^\W_]+")

@@ -4,7 +4,8 @@
     python -m assistant.calibration.fit_answerability [--dataset eval/xquad-unanswerable] [--split train]
            [--max-false-refusals 0.08] [--out assistant/models/answerability.json]
 
-Data: the ``train`` articles of ``eval/xquad-unanswerable`` (XQuAD with paragraphs deleted the SQuAD 2.0 way: the
+Data: the ``train`` articles of ``eval/xquad-unanswerable`` (by default only those the reader held back from its
+training, ``dev_articles`` in its meta.json) (XQuAD with paragraphs deleted the SQuAD 2.0 way: the
 questions about a deleted paragraph are unanswerable, the others answerable), all four language pairs, asked
 through the whole pipeline (retrieval over the collection of the question's document language, the answerer's
 candidate sentences, the reader). For each question the answerer's decision features are recorded; a logistic
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..answering.decision import DECISION_FILE, FEATURES, Decision
+from ..answering.reader import READER_DIR
 from ..assistant import Assistant
 from ..evaluation import load_collection
 from ..evaluation.datasets import select_questions
@@ -32,10 +34,22 @@ from ..settings import PROJECT_ROOT, Settings
 DATASET = PROJECT_ROOT / "eval" / "xquad-unanswerable"
 
 
-def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: int) -> list[dict]:
-    """The decision features of every question of ``split`` (with ``answerable`` and ``pair``)."""
+def reader_dev_articles() -> list[str]:
+    """The articles the shipped reader held back from its training (its ``dev_articles``); none without a reader."""
+    meta = READER_DIR / "meta.json"
+    if not meta.is_file():
+        return []
+    return list(json.loads(meta.read_text(encoding="utf-8")).get("dev_articles", []))
+
+
+def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: int,
+            articles: list[str] | None = None) -> list[dict]:
+    """The decision features of every question of ``split`` (with ``answerable`` and ``pair``), only those about
+    ``articles`` when given."""
     collection = load_collection(dataset)
     questions = select_questions(collection.questions, split=split, limit=limit, seed=5)
+    if articles:
+        questions = [q for q in questions if q.doc_id in set(articles)]
     settings = Settings.from_env().with_overrides(threads=threads, answer_decision="thresholds")
     assistants: dict[str, Assistant] = {}
     shared = None
@@ -127,19 +141,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--features", default=None, help="read/write the collected features here (JSON)")
     ap.add_argument("--out", default=str(DECISION_FILE))
+    ap.add_argument("--all-articles", action="store_true",
+                    help="fit on every article of the split; by default only on the articles the reader held back "
+                         "from its training (its scores on the others are those of questions it has learnt)")
     a = ap.parse_args(argv)
+    articles = [] if a.all_articles else reader_dev_articles()
     started = time.time()
     cached = Path(a.features) if a.features else None
     if cached is not None and cached.is_file():
         rows = json.loads(cached.read_text(encoding="utf-8"))
     else:
-        rows = collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads)
+        rows = collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads, articles)
         if cached is not None:
             cached.write_text(json.dumps(rows), encoding="utf-8")
     decision, report = fit(rows, a.max_false_refusals)
     decision.info = {
         "command": "python -m assistant.calibration.fit_answerability " + " ".join(argv or []),
-        "data": f"{Path(a.dataset).name}, split {a.split!r} (articles of eval/xquad_split.json), all pairs",
+        "data": f"{Path(a.dataset).name}, split {a.split!r} (articles of eval/xquad_split.json), all pairs"
+                + (f"; only the reader's held-back articles: {', '.join(articles)}" if articles else ""),
         "max_false_refusals": a.max_false_refusals, "seconds": round(time.time() - started, 1), "fit": report,
     }
     decision.save(a.out)
