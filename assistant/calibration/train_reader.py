@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--span-weight", type=float, default=2.0)
     ap.add_argument("--max-length", type=int, default=MAX_LENGTH)
     ap.add_argument("--dev-articles", type=int, default=4)
+    ap.add_argument("--hold-out", default="", help="comma-separated train articles to hold back instead of "
+                    "--dev-articles drawn at random (readers trained for out-of-fold scores: fit_answerability)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda); the adapter is the same "
                     "kind either way")
@@ -225,6 +227,11 @@ def main(argv: list[str] | None = None) -> None:
     train_articles = sorted(split["train"])
     rng = random.Random(args.seed)
     dev = sorted(rng.sample(train_articles, args.dev_articles)) if args.dev_articles else []
+    if args.hold_out:
+        dev = sorted(a.strip() for a in args.hold_out.split(",") if a.strip())
+        unknown = sorted(set(dev) - set(train_articles))
+        if unknown:
+            ap.error(f"--hold-out names articles outside the train half: {', '.join(unknown)}")
     fit = [d for d in train_articles if d not in dev]
     if args.limit_articles:
         fit = fit[: args.limit_articles]
