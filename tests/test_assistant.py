@@ -61,12 +61,8 @@ def test_arabic_questions(seed_assistant, question, forms):
         ("How many accounts were compromised?", ["4 حسابات"]),
         ("How many websites did Microsoft take control of with a court order?", ["99 موقعا"]),
         ("Who is the head of security at the Democratic National Committee?", ["بوب لورد"]),
-        pytest.param(
-            "Since what year has Microsoft been tracking the group?", ["2013"],
-            marks=pytest.mark.xfail(strict=True, reason=(
-                "known miss: the sentence on the 2019 attack scores 0.799 against 0.779 for the one with 2013; it "
-                "was right only by 0.002 before chunks were also ranked by their best sentence")),
-        ),
+        # the 2019 sentence scores 0.799 against 0.779 for the one with 2013: the reader, which reads both, chooses
+        ("Since what year has Microsoft been tracking the group?", ["2013"]),
     ],
 )
 def test_english_questions_over_arabic_text(seed_assistant, question, forms):

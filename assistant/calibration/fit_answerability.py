@@ -4,8 +4,9 @@
     python -m assistant.calibration.fit_answerability [--dataset eval/xquad-unanswerable] [--split train]
            [--max-false-refusals 0.08] [--out assistant/models/answerability.json]
 
-Data: the ``train`` articles of ``eval/xquad-unanswerable`` (by default only those the reader held back from its
-training, ``dev_articles`` in its meta.json) (XQuAD with paragraphs deleted the SQuAD 2.0 way: the
+Data: the ``train`` articles of ``eval/xquad-unanswerable`` that a reader never saw in training: those the shipped
+reader held back (``dev_articles`` in its meta.json), and with ``--fold-readers`` those each of the given readers held
+back (trained with ``train_reader --hold-out``), read by that reader (XQuAD with paragraphs deleted the SQuAD 2.0 way: the
 questions about a deleted paragraph are unanswerable, the others answerable), all four language pairs, asked
 through the whole pipeline (retrieval over the collection of the question's document language, the answerer's
 candidate sentences, the reader). For each question the answerer's decision features are recorded; a logistic
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..answering.decision import DECISION_FILE, FEATURES, Decision
-from ..answering.reader import READER_DIR
+from ..answering.reader import READER_DIR, default_base_folder
 from ..assistant import Assistant
 from ..evaluation import load_collection
 from ..evaluation.datasets import select_questions
@@ -42,10 +43,15 @@ def reader_dev_articles() -> list[str]:
     return list(json.loads(meta.read_text(encoding="utf-8")).get("dev_articles", []))
 
 
+def held_out_by(folder: Path) -> list[str]:
+    """The articles the reader in ``folder`` held back from its training."""
+    return list(json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8")).get("dev_articles", []))
+
+
 def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: int,
-            articles: list[str] | None = None) -> list[dict]:
+            articles: list[str] | None = None, reader_folder: Path | None = None) -> list[dict]:
     """The decision features of every question of ``split`` (with ``answerable`` and ``pair``), only those about
-    ``articles`` when given."""
+    ``articles`` when given; read by the reader in ``reader_folder`` instead of the shipped one when given."""
     collection = load_collection(dataset)
     questions = select_questions(collection.questions, split=split, limit=limit, seed=5)
     if articles:
@@ -58,6 +64,12 @@ def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: i
         asst.ingest(collection.document_files(lang))
         shared = asst.embedder
         assistants[lang] = asst
+    if reader_folder is not None:
+        from ..answering.reader import Reader
+
+        other = Reader.load(reader_folder, default_base_folder(settings.store.cache_dir))
+        for asst in assistants.values():
+            asst.answerer.reader = other
     rows = []
     started = time.time()
     for i, q in enumerate(questions, 1):
@@ -139,8 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-false-refusals", type=float, default=0.08)
     ap.add_argument("--work", default="/tmp/assistant-answerability", help="folder for the per-language indexes")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--features", default=None, help="read/write the collected features here (JSON)")
+    ap.add_argument("--features", default=None, help="read the collected features from here when the file exists, else write them there (JSON, or JSON lines "
+                         "for .jsonl: eval/answerability_features.jsonl holds those the shipped decision is fitted on)")
     ap.add_argument("--out", default=str(DECISION_FILE))
+    ap.add_argument("--fold-readers", nargs="*", default=[], type=Path,
+                    help="readers trained with other train articles held back (train_reader --hold-out); the "
+                         "questions about the articles each held back are read by it, so that they are out of its "
+                         "training too")
     ap.add_argument("--all-articles", action="store_true",
                     help="fit on every article of the split; by default only on the articles the reader held back "
                          "from its training (its scores on the others are those of questions it has learnt)")
@@ -149,16 +166,26 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     cached = Path(a.features) if a.features else None
     if cached is not None and cached.is_file():
-        rows = json.loads(cached.read_text(encoding="utf-8"))
+        text = cached.read_text(encoding="utf-8")
+        rows = ([json.loads(line) for line in text.splitlines() if line.strip()] if cached.suffix == ".jsonl"
+                else json.loads(text))
     else:
         rows = collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads, articles)
+        for folder in a.fold_readers:
+            rows += collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads, held_out_by(folder), folder)
         if cached is not None:
-            cached.write_text(json.dumps(rows), encoding="utf-8")
+            if cached.suffix == ".jsonl":  # one question a line, as shipped in eval/answerability_features.jsonl
+                cached.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            else:
+                cached.write_text(json.dumps(rows), encoding="utf-8")
     decision, report = fit(rows, a.max_false_refusals)
     decision.info = {
         "command": "python -m assistant.calibration.fit_answerability " + " ".join(argv or []),
         "data": f"{Path(a.dataset).name}, split {a.split!r} (articles of eval/xquad_split.json), all pairs"
-                + (f"; only the reader's held-back articles: {', '.join(articles)}" if articles else ""),
+                + (f"; only the reader's held-back articles: {', '.join(articles)}" if articles else "")
+                + "".join(f"; the articles {', '.join(held_out_by(f))} read by a reader trained without them "
+                          f"({json.loads((f / 'meta.json').read_text(encoding='utf-8'))['training_command']})"
+                          for f in a.fold_readers),
         "max_false_refusals": a.max_false_refusals, "seconds": round(time.time() - started, 1), "fit": report,
     }
     decision.save(a.out)
