@@ -86,7 +86,7 @@ class ExtractiveAnswerer(Answerer):
             short_answer = ShortAnswer(1, cand.doc, cand.start + short[0], cand.start + short[1],
                                        cand.text[short[0]:short[1]])
         more = []
-        for row in self._supporting(cand, judged["score"], judged["rows"]):
+        for row in self._supporting(cand, judged["score"], judged["rows"], judged["apart"]):
             other = row["candidate"]
             a, b = self._quote(other.text, None, judged["query_vector"])
             n = len(citations) + 1
@@ -135,9 +135,11 @@ class ExtractiveAnswerer(Answerer):
             if windows:
                 self.sentence_cache(windows)
 
-    def _supporting(self, candidate: Candidate, score: float, rows: list[dict]) -> list[dict]:
+    def _supporting(self, candidate: Candidate, score: float, rows: list[dict], apart: frozenset = frozenset()
+                    ) -> list[dict]:
         """Sentences quoted after the chosen ``candidate``: those scoring within ``second_quote_margin`` of its
-        ``score`` (the ranking cannot tell them apart), up to ``max_quotes`` in all, none overlapping another."""
+        ``score`` (the ranking cannot tell them apart) and not ``apart`` ((doc, start) of those the reader tells
+        apart), up to ``max_quotes`` in all, none overlapping another."""
         p = self.params
         chosen = [candidate]
         out = []
@@ -145,6 +147,8 @@ class ExtractiveAnswerer(Answerer):
             if len(chosen) >= p.max_quotes or score - row["score"] > p.second_quote_margin:
                 break
             c = row["candidate"]
+            if (c.doc, c.start) in apart:
+                continue
             if any(c.doc == o.doc and c.start < o.end and o.start < c.end for o in chosen):
                 continue
             chosen.append(c)
@@ -185,6 +189,9 @@ class ExtractiveAnswerer(Answerer):
             best = max(range(len(top)), key=lambda i: combined[i])
         f = top[best]
         cand, score = f["candidate"], f["score"]
+        # the sentences the reader read and finds clearly worse than the chosen one are not quoted after it
+        apart = frozenset((r["candidate"].doc, r["candidate"].start) for r, read in zip(top, reads)
+                          if reads[best].p_answer - read.p_answer > self.params.second_quote_reader_gap)
         read = reads[best] if reads else None
         qv = np.asarray(query_vector, np.float32)
         span = short_span(question, kind, cand.text, (read.short_start, read.short_end) if read else None,
@@ -197,7 +204,7 @@ class ExtractiveAnswerer(Answerer):
         )
         answer, why = self.decision.decide(features)
         return {"answer": answer, "reason": why, "candidate": cand, "short": span, "score": score,
-                "features": features, "rows": rows, "query_vector": qv, "kind": kind}
+                "features": features, "rows": rows, "query_vector": qv, "kind": kind, "apart": apart}
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def candidates(self, passages: Sequence[ScoredChunk], sentences: Any = None) -> list[Candidate]:
