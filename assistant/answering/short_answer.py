@@ -132,12 +132,13 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
     """The short answer in ``text`` (offsets), from the reader's ``proposed`` span and the question's ``kind``;
     ``context_score(texts)`` scores a few words around each candidate expression against the question."""
     span = _snap(text, *proposed) if proposed is not None else None
-    trusted = False  # the reader's span stands as it is
+    trusted = False  # the reader's span is of the kind asked for, and no noun the question counts overrides it
     if kind in _STRICT:
         found, counted, pool = _choices(question, kind, text)
         # the reader's span, when it is of the kind asked for, beats choosing among the sentence's expressions by
-        # their context and cutting it to its number or date (the 12-layer reader; held-out XQuAD dev articles,
-        # 416 questions: short-answer EM / F1 .219 / .413 -> .267 / .446); a noun the question counts still decides
+        # their context and cutting it to its number (the 12-layer reader; held-out XQuAD dev articles, 416
+        # questions: short-answer EM / F1 .219 / .413 -> .267 / .446 with no cut at all; see _TRUSTED_WORDS for the
+        # cut kept for long spans); a noun the question counts still decides
         trusted = len(counted) != 1 and span is not None and holds_type(kind, text[span[0]:span[1]])
         if len(counted) == 1:  # "how many days" -> the number of days
             span = counted[0]

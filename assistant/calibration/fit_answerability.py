@@ -35,27 +35,24 @@ from ..settings import PROJECT_ROOT, Settings
 DATASET = PROJECT_ROOT / "eval" / "xquad-unanswerable"
 
 
-def reader_dev_articles() -> list[str]:
-    """The articles the shipped reader held back from its training (its ``dev_articles``); none without a reader."""
-    meta = READER_DIR / "meta.json"
-    if not meta.is_file():
-        return []
-    return list(json.loads(meta.read_text(encoding="utf-8")).get("dev_articles", []))
+def reader_meta(folder: Path) -> dict:
+    """The meta.json of the reader in ``folder`` (empty when there is none)."""
+    path = Path(folder) / "meta.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def held_out_by(folder: Path) -> list[str]:
-    """The articles the reader in ``folder`` held back from its training."""
-    return list(json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8")).get("dev_articles", []))
+    """The articles the reader in ``folder`` held back from its training (its ``dev_articles``)."""
+    return list(reader_meta(folder).get("dev_articles", []))
 
 
 def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: int,
-            articles: list[str] | None = None, reader_folder: Path | None = None) -> list[dict]:
-    """The decision features of every question of ``split`` (with ``answerable`` and ``pair``), only those about
-    ``articles`` when given; read by the reader in ``reader_folder`` instead of the shipped one when given."""
+            groups: list[tuple[list[str] | None, Path | None]]) -> list[dict]:
+    """The decision features of the questions of ``split`` (with ``answerable`` and ``pair``), group by group: for
+    each (articles, reader folder), the questions about those articles (all when None), read by the reader in that
+    folder (the shipped one when None). The collection is indexed once for all groups."""
     collection = load_collection(dataset)
     questions = select_questions(collection.questions, split=split, limit=limit, seed=5)
-    if articles:
-        questions = [q for q in questions if q.doc_id in set(articles)]
     settings = Settings.from_env().with_overrides(threads=threads, answer_decision="thresholds")
     assistants: dict[str, Assistant] = {}
     shared = None
@@ -64,25 +61,32 @@ def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: i
         asst.ingest(collection.document_files(lang))
         shared = asst.embedder
         assistants[lang] = asst
-    if reader_folder is not None:
-        from ..answering.reader import Reader
-
-        other = Reader.load(reader_folder, default_base_folder(settings.store.cache_dir))
-        for asst in assistants.values():
-            asst.answerer.reader = other
+    shipped = {lang: asst.answerer.reader for lang, asst in assistants.items()}
     rows = []
-    started = time.time()
-    for i, q in enumerate(questions, 1):
-        asst = assistants[q.doc_lang]
-        passages, ctx = asst.evidence(q.question)
-        judged = asst.answerer.judge(q.question, passages, ctx)
-        if judged is None:
-            continue
-        x = {k: v for k, v in judged["features"].items() if not k.startswith("_") or k == "_family"}
-        x.update(answerable=q.answerable, pair=q.pair, id=q.id)
-        rows.append(x)
-        if i % 200 == 0:
-            print(f"  {i}/{len(questions)} questions, {time.time() - started:.0f} s", flush=True)
+    for articles, reader_folder in groups:
+        if reader_folder is None:
+            for lang, asst in assistants.items():
+                asst.answerer.reader = shipped[lang]
+        else:
+            from ..answering.reader import Reader
+
+            other = Reader.load(reader_folder, default_base_folder(settings.store.cache_dir))
+            for asst in assistants.values():
+                asst.answerer.reader = other
+        wanted = set(articles) if articles else None
+        group = [q for q in questions if wanted is None or q.doc_id in wanted]
+        started = time.time()
+        for i, q in enumerate(group, 1):
+            asst = assistants[q.doc_lang]
+            passages, ctx = asst.evidence(q.question)
+            judged = asst.answerer.judge(q.question, passages, ctx)
+            if judged is None:
+                continue
+            x = {k: v for k, v in judged["features"].items() if not k.startswith("_") or k == "_family"}
+            x.update(answerable=q.answerable, pair=q.pair, id=q.id)
+            rows.append(x)
+            if i % 200 == 0:
+                print(f"  {i}/{len(group)} questions, {time.time() - started:.0f} s", flush=True)
     return rows
 
 
@@ -151,8 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-false-refusals", type=float, default=0.08)
     ap.add_argument("--work", default="/tmp/assistant-answerability", help="folder for the per-language indexes")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--features", default=None, help="read the collected features from here when the file exists, else write them there (JSON, or JSON lines "
-                         "for .jsonl: eval/answerability_features.jsonl holds those the shipped decision is fitted on)")
+    ap.add_argument("--features", default=None,
+                    help="read the collected features from here when the file exists, else write them there (JSON, "
+                         "or JSON lines for .jsonl: eval/answerability_features.jsonl holds those the shipped "
+                         "decision is fitted on)")
     ap.add_argument("--out", default=str(DECISION_FILE))
     ap.add_argument("--fold-readers", nargs="*", default=[], type=Path,
                     help="readers trained with other train articles held back (train_reader --hold-out); the "
@@ -162,17 +168,21 @@ def main(argv: list[str] | None = None) -> None:
                     help="fit on every article of the split; by default only on the articles the reader held back "
                          "from its training (its scores on the others are those of questions it has learnt)")
     a = ap.parse_args(argv)
-    articles = [] if a.all_articles else reader_dev_articles()
+    articles = [] if a.all_articles else held_out_by(READER_DIR)
     started = time.time()
     cached = Path(a.features) if a.features else None
     if cached is not None and cached.is_file():
         text = cached.read_text(encoding="utf-8")
         rows = ([json.loads(line) for line in text.splitlines() if line.strip()] if cached.suffix == ".jsonl"
                 else json.loads(text))
+        data = f"the features in {cached}"
     else:
-        rows = collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads, articles)
-        for folder in a.fold_readers:
-            rows += collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads, held_out_by(folder), folder)
+        groups = [(articles or None, None)] + [(held_out_by(f), f) for f in a.fold_readers]
+        rows = collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads, groups)
+        data = (f"{Path(a.dataset).name}, split {a.split!r} (articles of eval/xquad_split.json), all pairs"
+                + (f"; only the reader's held-back articles: {', '.join(articles)}" if articles else "")
+                + "".join(f"; the articles {', '.join(held_out_by(f))} read by a reader trained without them "
+                          f"({reader_meta(f)['training_command']})" for f in a.fold_readers))
         if cached is not None:
             if cached.suffix == ".jsonl":  # one question a line, as shipped in eval/answerability_features.jsonl
                 cached.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -181,11 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     decision, report = fit(rows, a.max_false_refusals)
     decision.info = {
         "command": "python -m assistant.calibration.fit_answerability " + " ".join(argv or []),
-        "data": f"{Path(a.dataset).name}, split {a.split!r} (articles of eval/xquad_split.json), all pairs"
-                + (f"; only the reader's held-back articles: {', '.join(articles)}" if articles else "")
-                + "".join(f"; the articles {', '.join(held_out_by(f))} read by a reader trained without them "
-                          f"({json.loads((f / 'meta.json').read_text(encoding='utf-8'))['training_command']})"
-                          for f in a.fold_readers),
+        "data": data,
         "max_false_refusals": a.max_false_refusals, "seconds": round(time.time() - started, 1), "fit": report,
     }
     decision.save(a.out)
