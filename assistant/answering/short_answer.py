@@ -10,6 +10,7 @@ Without a reader they get no short answer (the quote alone answers). Spans are c
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Callable, Sequence
 
 from ..normalize import STOPWORDS, light_stem, normalize, strip_arabic_prefix
@@ -22,16 +23,28 @@ MAX_SHORT_CHARS = 80  # a longer span is no short answer: the quote answers alon
 # نتيجة لهذه المحاولات" -> "4 حسابات" (held-out XQuAD dev articles, 416 questions: F1 .442 uncut, .437 cut past 3 words)
 _TRUSTED_WORDS = 3
 _STRICT = ("number", "amount", "date")
-_NUM = r"[0-9٠-٩۰-۹]+(?:[.,٫٬][0-9٠-٩۰-۹]+)*%?"
+# a number: digits with decimal or thousands separators, the Arabic comma as a thousands separator only before three
+# digits (11،600, as Arabic Wikipedia writes it; "1990، 2000" is a list)
+_DIGITS = "[0-9٠-٩۰-۹]"
+_NUM = rf"{_DIGITS}+(?:[.,٫٬]{_DIGITS}+|،{_DIGITS}{{3}}(?!{_DIGITS}))*%?"
 _MONTHS = (r"(?:january|february|march|april|may|june|july|august|september|october|november|december|يناير|"
            r"فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|اغسطس|سبتمبر|أكتوبر|اكتوبر|نوفمبر|ديسمبر)")
-_DATE = re.compile(rf"(?:{_NUM}\s+)?{_MONTHS}(?:\s*,?\s*{_NUM})?|(?:عام|سنة|سنه|in|since)\s+{_NUM}|{_NUM}",
+# what follows a year and belongs to it: its era or "years ago" (500 BC, 9000 BP, 22,000 years ago, 622 م, 300 ق.م)
+_ERA = (r"(?:\s*(?:(?-i:BCE|BC|B\.C\.|AD|A\.D\.|CE|BP)|years ago|ق\.\s?م\.?|قبل الميلاد|بعد الميلاد|قبل الحاضر|سنة مضت|عام مضى|"
+        r"م)(?![^\W_]))?")
+_DATE = re.compile(rf"(?:{_NUM}\s+)?{_MONTHS}(?:\s*,?\s*{_NUM})?|(?:عام|سنة|سنه|in|since)\s+{_NUM}{_ERA}|{_NUM}{_ERA}",
                    re.IGNORECASE)
 _NUMBER = re.compile(_NUM)
+# two numbers that bound one amount, with the magnitude word after them ("30 to 50 thousand", "30 إلى 50 ألفٍ",
+# "5-10 million"); held-out XQuAD dev articles: such spans were cut to their first number
+_RANGE = re.compile(rf"{_NUM}\s*(?:to|or|-|–|—|إلى|الى|أو|او)\s*{_NUM}"
+                    r"(?:\s+(?:hundred|thousand|million|billion|مئة|مائة|ألف|الف|آلاف|الاف|مليون|ملايين|مليار)[^\W\d_]*)?",
+                    re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _LETTERS = re.compile(r"[^\W\d_]")
 # a date without the words around it: day, month and year, a month, or a number
 _DATE_CORE = re.compile(rf"(?:{_NUM}\s+)?{_MONTHS}(?:\s*,?\s*{_NUM})?|{_NUM}", re.IGNORECASE)
+_ERA_AFTER = re.compile(_ERA, re.IGNORECASE)
 # an Arabic year word right before the year (عام 2013، سنة 1972، لعام 1996)
 _AR_YEAR_WORD = re.compile(r"(?<!\w)[لب]?(?:ال)?(?:عام|سنة|سنه)\s+(?=[0-9٠-٩])")
 # a person's name (two or more capitalised words) followed by more about them: ", who ...", " (...", " in 1263"
@@ -44,15 +57,20 @@ _NUMBER_WORDS = re.compile(
 
 def _snap(text: str, a: int, b: int) -> tuple[int, int] | None:
     """``text[a:b]`` widened to whole words and trimmed of spaces and punctuation at its ends."""
-    while a > 0 and (text[a - 1].isalnum() or text[a - 1] in "'’"):
+    while a > 0 and (text[a - 1].isalnum() or text[a - 1] in "'’" or _mark(text[a - 1])):
         a -= 1
-    while b < len(text) and (text[b].isalnum() or text[b] in "'’"):
+    while b < len(text) and (text[b].isalnum() or text[b] in "'’" or _mark(text[b])):
         b += 1
     while a < b and not text[a].isalnum():
         a += 1
-    while b > a and not text[b - 1].isalnum() and text[b - 1] not in "%)":
+    while b > a and not text[b - 1].isalnum() and text[b - 1] not in "%)" and not _mark(text[b - 1]):
         b -= 1
     return (a, b) if a < b else None
+
+
+def _mark(ch: str) -> bool:
+    """A combining mark (an Arabic vowel sign such as the tanwin of ألفٍ): part of the word it follows."""
+    return unicodedata.category(ch).startswith("M")
 
 
 def _expressions(kind: str, text: str) -> list[tuple[int, int]]:
@@ -153,7 +171,8 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
     if span is not None and kind in ("number", "amount") and (not trusted or _words(text, span) > _TRUSTED_WORDS):
         inside = [e for e in _expressions("number", text) if span[0] <= e[0] < span[1]]
         if inside:  # the number (with its noun) the span is about, not the clause around it
-            span = _snap(text, *inside[0])
+            ranged = _RANGE.match(text, inside[0][0], span[1])
+            span = _snap(text, *(ranged.span() if ranged else inside[0]))  # a range stays whole: "30 to 50 thousand"
     if span is not None and kind == "date":
         span = _date_in(text, span)
     if span is None or span[1] - span[0] > MAX_SHORT_CHARS or span[1] - span[0] >= 0.8 * len(text.strip()):
@@ -173,7 +192,8 @@ def _words(text: str, span: tuple[int, int]) -> int:
 
 def _date_in(text: str, span: tuple[int, int]) -> tuple[int, int]:
     """The first date inside ``span`` without the clause around it or an English word before it ("1263 during the
-    reign of ..." -> "1263", "in 1857" -> "1857"); an Arabic year word stays with its year (سنة 1972، عام 2013)."""
+    reign of ..." -> "1263", "in 1857" -> "1857"); an Arabic year word stays with its year (سنة 1972، عام 2013), and
+    a year with its era, also past the span's end ("753 BC", "22،000 سنة مضت")."""
     core = _DATE_CORE.search(text, span[0], span[1])
     if core is None:
         return span
@@ -181,4 +201,5 @@ def _date_in(text: str, span: tuple[int, int]) -> tuple[int, int]:
     for year_word in _AR_YEAR_WORD.finditer(text, span[0], core.end()):
         if year_word.end() == start:
             start = year_word.start()
-    return _snap(text, start, core.end()) or span
+    end = _ERA_AFTER.match(text, core.end()).end() if not core.group().isalpha() else core.end()
+    return _snap(text, start, end) or span

@@ -68,6 +68,17 @@ def test_evidence_holds_the_kind_asked_for(kind, yes, no):
      "1263 during the reign of Kublai", "1263"),
     ("date", "John Sheepshanks donated his paintings in 1857 to the museum.", "in 1857", "1857"),
     ("date", "صدر القانون سنة 1972 بعد نقاش طويل في البرلمان", "سنة 1972 بعد نقاش", "سنة 1972"),
+    # a year keeps its era, also when the reader's span stops before it; the Arabic comma before three digits
+    # separates thousands (11،600), in a list it does not
+    ("date", "The last glacial period ended about 11،600 BP, as the records show.", "11،600", "11،600 BP"),
+    ("date", "بدأت أوروبا في الاحترار منذ 22،000 سنة مضت بعد العصر الجليدي", "22،000 سنة", "22،000 سنة مضت"),
+    ("date", "Rome was founded in 753 BC, by legend.", "in 753 BC, by legend", "753 BC"),
+    ("date", "The campaign began in 1990 ad spending rose.", "in 1990 ad", "1990"),
+    ("date", "صدر القانون سنة 1990، 2000 بعد نقاش", "سنة 1990، 2000", "سنة 1990"),
+    # a range stays whole when a long span is cut to its number, with its magnitude word and its vowel sign
+    ("number", "Between 30 to 50 thousand people were lost in Algiers.", "30 to 50 thousand people were lost",
+     "30 to 50 thousand"),
+    ("number", "فقد ما بين 30 إلى 50 ألفٍ في الجزائر خلال الفترة", "30 إلى 50 ألفٍ في الجزائر", "30 إلى 50 ألفٍ"),
     # a person's name without what the sentence goes on to say about them
     ("person", "The defence was led by Kurt Coleman, who had a career high of seven.", "Kurt Coleman, who had a career",
      "Kurt Coleman"),
