@@ -19,12 +19,14 @@ Features of the chosen sentence (``Decision.features``):
   the differences the decision needs (held-out XQuAD dev articles, 4-fold by article, refusals at 8% false
   refusals: en-ar .667 -> .810, ar-en .359 -> .462, ar-ar .810 -> .881).
 
-The decision is ``bias + sum(weight x feature) >= 0``, with weights and bias per language family (question and
-evidence in the same language, or not), fitted on public data with ``python -m
-assistant.calibration.fit_answerability`` and shipped as ``assistant/models/answerability.json``. Without that
-file, it is the first version's rule: confidence against the refusal thresholds of ``AnswerSettings``. Before
-either, a question about money (``answer_types``: "how much did it cost", كم بلغت الغرامة) whose passage names no
-amount of money is refused.
+The decision is ``bias + sum(weight x feature) >= 0``, with weights and bias per language pair of question and
+evidence (ar-ar, en-en, ar-en, en-ar: the reader tells answers apart less well across languages, and each pair is
+held to the same share of false refusals), and per family (the same language, or not) for other languages, fitted
+on public data with ``python -m assistant.calibration.fit_answerability`` and shipped as
+``assistant/models/answerability.json``. Without that file, or without the reader whose scores it was fitted with,
+it is the first version's rule: confidence against the refusal thresholds of ``AnswerSettings``. Before either, a
+question about money (``answer_types``: "how much did it cost", كم بلغت الغرامة) whose passage names no amount of
+money is refused.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ _FRAME_WORDS = frozenset({"عدد", "اسم", "نوع", "number", "name", "type"
 
 @dataclass
 class Decision:
-    weights: dict[str, dict[str, float]]  # family ("same" | "cross") -> feature -> weight
+    weights: dict[str, dict[str, float]]  # pair ("ar-en") or family ("same" | "cross") -> feature -> weight
     bias: dict[str, float]
     source: str = "default"
     info: dict = field(default_factory=dict)
@@ -64,16 +66,16 @@ class Decision:
     margin: float = 0.0
 
     @classmethod
-    def default(cls, params: AnswerSettings | None = None) -> "Decision":
-        """The fitted decision when it is installed and the settings do not say otherwise, else confidence against
-        the refusal thresholds."""
+    def default(cls, params: AnswerSettings | None = None, *, reader: bool = True) -> "Decision":
+        """The fitted decision when it is installed, the settings do not say otherwise and a reader reads (its scores
+        are among the features it was fitted on), else confidence against the refusal thresholds."""
         params = params or AnswerSettings()
         if params.decision not in DECISIONS:
             raise SettingsError(f"unknown answer decision {params.decision!r}; choose one of {', '.join(DECISIONS)}")
-        if params.decision in ("fitted", "both") and DECISION_FILE.is_file():
+        if params.decision in ("fitted", "both") and DECISION_FILE.is_file() and reader:
             fitted = cls.load(DECISION_FILE)
             if params.decision == "both":
-                fitted.floor = cls.default(replace(params, decision="thresholds"))
+                fitted.floor = cls.default(replace(params, decision="thresholds"), reader=reader)
                 fitted.margin = params.fitted_margin
             return fitted
         return cls({"same": {"confidence": 1.0}, "cross": {"confidence": 1.0}},
@@ -95,7 +97,9 @@ class Decision:
     # -- features -------------------------------------------------------------------------------------------------
     def features(self, *, question: str, kind: str, candidate: Any, dense: float, confidence: float, score: float,
                  second: float | None, same_language: bool, short_text: str | None, read: Any, best_p: float | None,
-                 idf: Callable[[str], float] | None) -> dict[str, Any]:
+                 idf: Callable[[str], float] | None, pair: str | None = None) -> dict[str, Any]:
+        """The features of ``candidate`` as the answer to ``question`` (``pair``: question and evidence languages,
+        "en-ar"; without it the family alone chooses the weights)."""
         weight = idf or (lambda t: 1.0)
         q_tokens = [t for t in dict.fromkeys(tokenize(question)) if t not in _FRAME_WORDS]
         coverage = rare_missing = 0.0
@@ -126,16 +130,22 @@ class Decision:
         }
         x["_best_p"] = float(best_p) if best_p is not None else 0.0
         x["_family"] = "same" if same_language else "cross"
+        x["_pair"] = pair or x["_family"]
         x["_kind"] = kind
         x["_passage_holds"] = holds_type(kind, candidate.passage.text) if kind == "amount" else True  # see decide
         x["_missing"] = missing
         return x
 
     # -- the verdict ----------------------------------------------------------------------------------------------
+    def group(self, x: dict[str, Any]) -> str:
+        """Whose weights decide: the pair's when fitted, else the family's."""
+        pair = x.get("_pair")
+        return pair if pair in self.weights else x["_family"]
+
     def score(self, x: dict[str, Any]) -> float:
-        family = x["_family"]
-        w = self.weights[family]
-        return self.bias[family] + sum(w.get(f, 0.0) * float(x[f]) for f in FEATURES)
+        group = self.group(x)
+        w = self.weights[group]
+        return self.bias[group] + sum(w.get(f, 0.0) * float(x[f]) for f in FEATURES)
 
     def probability(self, x: dict[str, Any]) -> float:
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, self.score(x)))))
@@ -154,7 +164,7 @@ class Decision:
         z = self.score(x) + self.margin
         if z >= 0:
             return True, f"answered (score {z - self.margin:+.2f})"
-        w = self.weights[x["_family"]]
+        w = self.weights[self.group(x)]
         neutral = {"confidence": 0.8, "dense": 0.8, "margin": 0.02, "coverage": 0.5, "rare_missing": 0.5,
                    "reader_logit": 0.0, "best_logit": 0.0}
         worst = min((f for f in FEATURES if w.get(f)), default="confidence",

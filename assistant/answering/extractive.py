@@ -57,7 +57,7 @@ class ExtractiveAnswerer(Answerer):
         self.embedder = embedder
         self.params = params or AnswerSettings()
         self.reader = reader  # answering.reader.BaseReader (torch or onnx), or None: sentence scores alone
-        self.decision = decision or Decision.default(self.params)
+        self.decision = decision or Decision.default(self.params, reader=reader is not None)
         # vectors of the sentences it embedded itself (passages without stored sentence vectors), remembered
         # across questions (the same passages come back often)
         self.sentence_cache = PassageVectorCache(embedder, cache_size)
@@ -201,6 +201,7 @@ class ExtractiveAnswerer(Answerer):
             second=rows[1]["score"] if len(rows) > 1 else None, same_language=cand.language == context.language,
             short_text=cand.text[span[0]:span[1]] if span else None, read=read,
             best_p=max((r.p_answer for r in reads), default=None), idf=context.idf,
+            pair=f"{context.language}-{cand.language}",
         )
         answer, why = self.decision.decide(features)
         return {"answer": answer, "reason": why, "candidate": cand, "short": span, "score": score,

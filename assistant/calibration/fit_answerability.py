@@ -5,20 +5,22 @@
            [--max-false-refusals 0.08] [--out assistant/models/answerability.json]
 
 Data: the ``train`` articles of ``eval/xquad-unanswerable`` that a reader never saw in training: those the shipped
-reader held back (``dev_articles`` in its meta.json), and with ``--fold-readers`` those each of the given readers held
-back (trained with ``train_reader --hold-out``), read by that reader (XQuAD with paragraphs deleted the SQuAD 2.0 way: the
-questions about a deleted paragraph are unanswerable, the others answerable), all four language pairs, asked
+reader held back (``dev_articles`` in its meta.json), and with ``--fold-readers`` those each of the given readers
+held back (trained with ``train_reader --hold-out``), read by that reader (XQuAD with paragraphs deleted the SQuAD
+2.0 way: the questions about a deleted paragraph are unanswerable, the others answerable), all four language pairs,
+asked
 through the whole pipeline (retrieval over the collection of the question's document language, the answerer's
 candidate sentences, the reader). For each question the answerer's decision features are recorded; a logistic
-regression per language family (question and evidence in the same language, or not) is fitted, and its threshold
-is set to refuse as many unanswerable questions as possible while refusing at most ``--max-false-refusals`` of the
-answerable ones. Nothing of the ``test`` articles is used; evaluate with
-``assistant eval --dataset eval/xquad-unanswerable --split test``.
+regression per language pair (ar-ar, en-en, ar-en, en-ar), and one per family (question and evidence in the same
+language, or not: for other pairs), is fitted, and each one's threshold is set to refuse as many unanswerable
+questions as possible while refusing at most ``--max-false-refusals`` of its answerable ones. Nothing of the
+``test`` articles is used; evaluate with ``assistant eval --dataset eval/xquad-unanswerable --split test``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -82,7 +84,7 @@ def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: i
             judged = asst.answerer.judge(q.question, passages, ctx)
             if judged is None:
                 continue
-            x = {k: v for k, v in judged["features"].items() if not k.startswith("_") or k == "_family"}
+            x = {k: v for k, v in judged["features"].items() if not k.startswith("_") or k in ("_family", "_pair")}
             x.update(answerable=q.answerable, pair=q.pair, id=q.id)
             rows.append(x)
             if i % 200 == 0:
@@ -109,12 +111,23 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int
     return w[:-1], float(w[-1])
 
 
+def _about(features: Path) -> Path:
+    """The file beside ``features`` that says where its rows come from."""
+    return features.with_name(features.stem + ".about.json")
+
+
+def _pair(row: dict) -> str:
+    """The row's language pair as the answerer saw it (question and evidence), else as the dataset gives it."""
+    return str(row.get("_pair") or row["pair"])
+
+
 def fit(rows: list[dict], max_false: float) -> tuple[Decision, dict]:
     weights: dict[str, dict[str, float]] = {}
     bias: dict[str, float] = {}
     report: dict = {}
-    for family in ("same", "cross"):
-        sub = [r for r in rows if r["_family"] == family]
+    pairs = sorted({_pair(r) for r in rows})
+    for group in pairs + ["same", "cross"]:
+        sub = [r for r in rows if group in (r["_family"], _pair(r))]
         if not sub:
             continue
         used = [f for f in FEATURES if np.std([r[f] for r in sub]) > 1e-9]
@@ -127,11 +140,16 @@ def fit(rows: list[dict], max_false: float) -> tuple[Decision, dict]:
         z = x @ raw_w + raw_b
         # the threshold: refuse as much as possible with at most max_false of the answerable refused
         answerable = np.sort(z[y == 1])
-        t = answerable[int(np.floor(max_false * len(answerable)))] if len(answerable) else 0.0
-        weights[family] = {f: round(float(v), 6) for f, v in zip(used, raw_w)}
-        bias[family] = round(raw_b - float(t), 6)
+        k = int(np.floor(max_false * len(answerable)))
+        # halfway between the k-th and (k+1)-th lowest answerable scores: k refused, whatever the rounding of the bias
+        if 0 < k < len(answerable):
+            t = (answerable[k] + answerable[k - 1]) / 2
+        else:
+            t = answerable[0] - 1e-3 if len(answerable) else 0.0
+        weights[group] = {f: round(float(v), 6) for f, v in zip(used, raw_w)}
+        bias[group] = round(raw_b - float(t), 6)
         zz = z - t
-        report[family] = {
+        report[group] = {
             "questions": len(sub), "answerable": int(y.sum()), "unanswerable": int((1 - y).sum()),
             "train_refusal_accuracy": round(float((zz[y == 0] < 0).mean()), 3) if (y == 0).any() else None,
             "train_false_refusals": round(float((zz[y == 1] < 0).mean()), 3),
@@ -139,7 +157,7 @@ def fit(rows: list[dict], max_false: float) -> tuple[Decision, dict]:
         by_pair = defaultdict(list)
         for r, v in zip(sub, zz):
             by_pair[r["pair"]].append((r["answerable"], v))
-        report[family]["by_pair"] = {
+        report[group]["by_pair"] = {
             p: {"refusal_accuracy": round(float(np.mean([v < 0 for a, v in items if not a])), 3),
                 "false_refusals": round(float(np.mean([v < 0 for a, v in items if a])), 3)}
             for p, items in sorted(by_pair.items())
@@ -175,7 +193,9 @@ def main(argv: list[str] | None = None) -> None:
         text = cached.read_text(encoding="utf-8")
         rows = ([json.loads(line) for line in text.splitlines() if line.strip()] if cached.suffix == ".jsonl"
                 else json.loads(text))
-        data = f"the features in {cached}"
+        about = _about(cached)
+        data = f"the features in {cached}" + (f", collected from {json.loads(about.read_text())['data']}"
+                                               if about.is_file() else "")
     else:
         groups = [(articles or None, None)] + [(held_out_by(f), f) for f in a.fold_readers]
         rows = collect(Path(a.dataset), a.split, a.limit, Path(a.work), a.threads, groups)
@@ -188,9 +208,12 @@ def main(argv: list[str] | None = None) -> None:
                 cached.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
             else:
                 cached.write_text(json.dumps(rows), encoding="utf-8")
+            # where the rows come from, beside them (a refit from the file names it in the decision's info)
+            _about(cached).write_text(json.dumps({"data": data}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     decision, report = fit(rows, a.max_false_refusals)
     decision.info = {
-        "command": "python -m assistant.calibration.fit_answerability " + " ".join(argv or []),
+        "command": " ".join(["python -m assistant.calibration.fit_answerability"]
+                            + (sys.argv[1:] if argv is None else list(argv))),
         "data": data,
         "max_false_refusals": a.max_false_refusals, "seconds": round(time.time() - started, 1), "fit": report,
     }

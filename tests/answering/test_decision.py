@@ -1,0 +1,64 @@
+"""The answerability decision: fitted per language pair from the shipped features, and reproducible from them."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant.answering.decision import DECISION_FILE, Decision
+from assistant.calibration.fit_answerability import fit
+from assistant.settings import PROJECT_ROOT
+
+FEATURES = PROJECT_ROOT / "eval" / "answerability_features.jsonl"
+PAIRS = ("ar-ar", "ar-en", "en-ar", "en-en")
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return [json.loads(line) for line in FEATURES.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_the_shipped_decision_is_refitted_exactly_from_its_features(rows):
+    shipped = Decision.load(DECISION_FILE)
+    max_false = shipped.info["max_false_refusals"]
+    refit, _ = fit(rows, max_false)
+    assert set(refit.weights) == set(shipped.weights) == set(PAIRS) | {"same", "cross"}
+    for group in shipped.weights:
+        assert refit.weights[group] == pytest.approx(shipped.weights[group], abs=1e-6), group
+        assert refit.bias[group] == pytest.approx(shipped.bias[group], abs=1e-6), group
+
+
+def test_each_pair_refuses_at_most_its_share_of_answerable_questions(rows):
+    decision, report = fit(rows, 0.08)
+    for pair in PAIRS:
+        answerable = [r for r in rows if r["pair"] == pair and r["answerable"]]
+        unanswerable = [r for r in rows if r["pair"] == pair and not r["answerable"]]
+        assert len(answerable) > 300 and len(unanswerable) > 150, pair
+        x = [{**r, "_pair": pair} for r in answerable]
+        refused = sum(decision.score(r) < 0 for r in x) / len(x)
+        assert refused <= 0.08 + 1e-9, (pair, refused)
+        # the rows it was fitted on: it refuses more than a third of the unanswerable questions of every pair
+        caught = sum(decision.score({**r, "_pair": pair}) < 0 for r in unanswerable) / len(unanswerable)
+        assert caught > 0.33, (pair, caught)
+        assert report[pair]["train_false_refusals"] == pytest.approx(refused, abs=1e-3)
+
+
+def test_a_pair_without_weights_is_decided_by_its_family(rows):
+    decision, _ = fit(rows, 0.08)
+    row = next(r for r in rows if r["pair"] == "ar-en")
+    assert decision.group({**row, "_pair": "ar-en"}) == "ar-en"
+    assert decision.group({**row, "_pair": "fr-en"}) == "cross"
+    assert decision.group({k: v for k, v in row.items() if k != "_pair"}) == "cross"
+    only_families = Decision({k: v for k, v in decision.weights.items() if k in ("same", "cross")},
+                             {k: v for k, v in decision.bias.items() if k in ("same", "cross")})
+    assert only_families.score({**row, "_pair": "ar-en"}) == pytest.approx(decision.score({**row, "_pair": "fr-en"}))
+
+
+def test_the_fitted_decision_answers_only_beside_the_reader_it_was_fitted_with():
+    from assistant.settings import AnswerSettings
+
+    assert Decision.default(AnswerSettings()).source == str(DECISION_FILE)
+    # without a reader its features are missing: the similarity thresholds decide
+    assert Decision.default(AnswerSettings(), reader=False).source == "thresholds"
+    both = Decision.default(AnswerSettings(decision="both"), reader=False)
+    assert both.source == "thresholds" and both.floor is None
