@@ -85,6 +85,8 @@ class ShortAnswer:
     start: int
     end: int
     text: str
+    # for a yes/no question whose cited statement is negated: "no" (the span is the key phrase: "لم تكن ناجحة")
+    verdict: str | None = None
 
 
 @dataclass

@@ -75,6 +75,18 @@ def test_english_questions_over_arabic_text(seed_assistant, question, forms):
     assert_exact_citations(a)
 
 
+@pytest.mark.parametrize("question, lead", [
+    ("هل كانت محاولة الاختراق ناجحة؟", "لا — لم تكن ناجحة [1]"),
+    ("Was the hacking attempt successful?", "From the Arabic documents: No [1]"),
+])
+def test_a_yes_no_question_answered_by_a_negated_sentence_opens_with_no(seed_assistant, question, lead):
+    a = seed_assistant.answer(question)
+    assert not a.refused and a.text.split("\n\n")[0] == lead, a.text
+    assert a.short is not None and a.short.verdict == "no" and a.short.text == "لم تكن ناجحة"
+    assert SEED_TEXT[a.short.start:a.short.end] == a.short.text
+    assert_exact_citations(a)
+
+
 @pytest.mark.parametrize(
     "question, language",
     [

@@ -29,7 +29,7 @@ import re
 from typing import Sequence
 
 from ..chunk import split_clauses
-from .messages import CROSS_LINGUAL_LEAD
+from .messages import CROSS_LINGUAL_LEAD, VERDICT
 
 __all__ = ["QUOTE_CHARS", "carry_over", "compose", "quote_span", "quote_windows"]
 
@@ -131,18 +131,23 @@ def carry_over(short: str) -> str:
 
 
 def compose(question_language: str, document_language: str, quote: str, n: int, short: str | None = None,
-            more: Sequence[tuple[str, str, int]] = ()) -> str:
+            more: Sequence[tuple[str, str, int]] = (), verdict: str | None = None) -> str:
     """The answer text (see the module docstring) citing ``[n]``; ``more``: further quotes ``(text, language, n)``
-    that support it, each a block of its own after the first."""
+    that support it, each a block of its own after the first; ``verdict`` ("yes" / "no"): the answer to a yes/no
+    question, said first in the question's language ("لا — لم تكن ناجحة", "From the Arabic documents: No")."""
     marker = f"[{n}]"
+    word = VERDICT.get(question_language, VERDICT["en"]).get(verdict or "", "")
     if question_language == document_language:
-        if not short or short.strip() == quote.strip():
+        if word:
+            same = not short or short.strip() == quote.strip()
+            blocks = [f"{word} {marker}" if same else f"{word} — {short} {marker}", _quoted(quote, document_language)]
+        elif not short or short.strip() == quote.strip():
             blocks = [f"{quote} {marker}"]
         else:
             blocks = [f"{short} {marker}", _quoted(quote, document_language)]
     else:
         lead = CROSS_LINGUAL_LEAD.get(question_language, CROSS_LINGUAL_LEAD["en"])
-        carried = carry_over(short) if short else ""
+        carried = word or (carry_over(short) if short else "")
         blocks = [f"{lead}: {carried} {marker}" if carried else f"{lead} {marker}:"]
         if short and short.strip() != quote.strip() and short.strip() != carried:
             blocks.append(short)

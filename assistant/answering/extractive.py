@@ -31,7 +31,7 @@ from .base import AnswerContext, Answerer
 from .compose import compose, quote_span, quote_windows
 from .decision import Decision
 from .messages import REFUSAL
-from .short_answer import context_texts, short_span
+from .short_answer import context_texts, short_span, yes_no
 from .registry import BackendKind, BackendSpec, BuildContext, register_backend
 
 __all__ = ["Candidate", "ExtractiveAnswerer"]
@@ -82,9 +82,9 @@ class ExtractiveAnswerer(Answerer):
                               score=round(float(judged["score"]), 4), chunk_start=cand.passage.start,
                               chunk_end=cand.passage.end)]
         short_answer = None
-        if short is not None and short != (qa, qb):
+        if short is not None and (short != (qa, qb) or judged["verdict"]):
             short_answer = ShortAnswer(1, cand.doc, cand.start + short[0], cand.start + short[1],
-                                       cand.text[short[0]:short[1]])
+                                       cand.text[short[0]:short[1]], judged["verdict"])
         more = []
         for row in self._supporting(cand, judged["score"], judged["rows"], judged["apart"]):
             other = row["candidate"]
@@ -94,7 +94,8 @@ class ExtractiveAnswerer(Answerer):
                                       text=other.text[a:b], score=round(float(row["score"]), 4),
                                       chunk_start=other.passage.start, chunk_end=other.passage.end))
             more.append((other.text[a:b], other.language, n))
-        text = compose(language, cand.language, quote, 1, short_answer.text if short_answer else None, more)
+        text = compose(language, cand.language, quote, 1, short_answer.text if short_answer else None, more,
+                       verdict=judged["verdict"])
         return Answer(question, text, language, False, citations, list(passages), self.name, short=short_answer,
                       path="extractive")
 
@@ -196,6 +197,11 @@ class ExtractiveAnswerer(Answerer):
         qv = np.asarray(query_vector, np.float32)
         span = short_span(question, kind, cand.text, (read.short_start, read.short_end) if read else None,
                           context_score=lambda texts: self.sentence_cache(texts) @ qv)
+        verdict = None
+        if kind == "yes/no":  # "No" and the key phrase that says so: لم تكن ناجحة
+            verdict, span = yes_no(question, cand.text, span,
+                                   context_score=lambda texts: self.sentence_cache(texts) @ qv,
+                                   idf=context.idf if cand.language == context.language else None)
         features = self.decision.features(
             question=question, kind=kind, candidate=cand, dense=f["dense"], confidence=f["confidence"], score=score,
             second=rows[1]["score"] if len(rows) > 1 else None, same_language=cand.language == context.language,
@@ -204,7 +210,7 @@ class ExtractiveAnswerer(Answerer):
             pair=f"{context.language}-{cand.language}",
         )
         answer, why = self.decision.decide(features)
-        return {"answer": answer, "reason": why, "candidate": cand, "short": span, "score": score,
+        return {"answer": answer, "reason": why, "candidate": cand, "short": span, "verdict": verdict, "score": score,
                 "features": features, "rows": rows, "query_vector": qv, "kind": kind, "apart": apart}
 
     # -- scoring --------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The fixed sentences an answer may consist of, in both languages."""
 from __future__ import annotations
 
-__all__ = ["CROSS_LINGUAL_LEAD", "NO_DOCUMENTS", "REFUSAL"]
+__all__ = ["CROSS_LINGUAL_LEAD", "NO_DOCUMENTS", "REFUSAL", "VERDICT"]
 
 REFUSAL = {
     "en": "The documents do not contain an answer to this question.",
@@ -15,4 +15,9 @@ CROSS_LINGUAL_LEAD = {
 NO_DOCUMENTS = {
     "en": "There are no documents in the index yet; add some with `assistant ingest`.",
     "ar": "لا توجد وثائق في الفهرس بعد؛ أضفها بالأمر `assistant ingest`.",
+}
+VERDICT = {
+    # question language -> how the answer to a yes/no question opens
+    "en": {"yes": "Yes", "no": "No"},
+    "ar": {"yes": "نعم", "no": "لا"},
 }

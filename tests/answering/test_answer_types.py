@@ -9,7 +9,7 @@ import pytest
 from assistant.answering.answer_types import holds_type, question_type
 from assistant.answering.compose import compose, quote_span
 from assistant.answering.messages import CROSS_LINGUAL_LEAD as LEAD
-from assistant.answering.short_answer import short_span
+from assistant.answering.short_answer import short_span, yes_no
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -186,3 +186,50 @@ def test_the_readers_span_stands_when_it_is_of_the_kind_asked_for(question, kind
 
     got = short_span(question, kind, text, (i, i + len(proposed)), context_score=context)
     assert got is not None and text[got[0]:got[1]] == expected
+
+
+_IDF = {"مايكروسوفت": 0.5, "microsoft": 0.5}.get  # a word in every sentence of the collection says little
+
+
+@pytest.mark.parametrize("question, text, proposed, verdict, key", [
+    # a negation in the statement the question is about: "no", the key phrase starting with it, in either language
+    ("Was the hacking attempt successful?",
+     "حاولت المجموعة اختراق إحدى الحملات في الفترة بين أغسطس وسبتمبر 2019، مؤكدة أن المحاولة لم تكن ناجحة.", "ناجحة",
+     "no", "لم تكن ناجحة"),
+    ("هل نجحت محاولة الاختراق؟", "Microsoft said the hacking attempt was not successful.", "successful", "no",
+     "not successful"),
+    ("Did the campaign see any sign of an attack?", "Its spokesman said: we have no indication that we were targeted.",
+     "indication that we were targeted", "no", "no indication that we were targeted"),
+    # no negation: nothing is said, the key phrase stands alone
+    ("Did Microsoft obtain a court order?", "وقالت إنها حصلت على أمر قضائي بالسيطرة على 99 موقعا", "أمر قضائي", None,
+     "أمر قضائي"),
+    # لا سيما ("especially") negates nothing
+    ("هل أثارت الاختراقات القلق؟", "باتت عمليات الاختراق مبعث قلق للحكومات لا سيما منذ عام 2016", "مبعث قلق", None,
+     "مبعث قلق"),
+    # a negated question: its "no" reads either way, so nothing is said
+    ("Didn't the attempt succeed?", "The attempt did not succeed.", "succeed", None, "not succeed"),
+])
+def test_yes_no_answers_say_no_only_from_a_negated_statement(question, text, proposed, verdict, key):
+    i = text.index(proposed)
+    got, (a, b) = yes_no(question, text, (i, i + len(proposed)))
+    assert (got, text[a:b]) == (verdict, key)
+
+
+@pytest.mark.parametrize("question, verdict, key", [
+    ("هل كشفت مايكروسوفت عن اسم الحملة المستهدفة؟", "no", "ولم تذكر مايكروسوفت الحملة المستهدفة"),
+    ("هل أبلغت مايكروسوفت المستهدفين؟", None, "لكنها أكدت أنها أبلغت المستهدفين"),
+])
+def test_the_statement_a_yes_no_question_is_about_is_the_one_with_its_rarest_words(question, verdict, key):
+    text = "ولم تذكر مايكروسوفت الحملة المستهدفة لكنها أكدت أنها أبلغت المستهدفين."
+    got, (a, b) = yes_no(question, text, None, idf=lambda t: _IDF(t, 2.0))
+    assert (got, text[a:b]) == (verdict, key)
+
+
+def test_a_no_opens_the_answer_in_the_questions_language():
+    quote = "مؤكدة أن المحاولة لم تكن ناجحة."
+    assert compose("ar", "ar", quote, 1, "لم تكن ناجحة", verdict="no") == f"لا — لم تكن ناجحة [1]\n\n«{quote}»"
+    cross = compose("en", "ar", quote, 1, "لم تكن ناجحة", verdict="no").split("\n\n")
+    assert cross[:2] == [f"{LEAD['en']}: No [1]", "لم تكن ناجحة"] and all(len(_directions(p)) <= 1 for p in cross)
+    reverse = compose("ar", "en", "The attempt was not successful.", 1, "not successful", verdict="no")
+    assert reverse.split("\n\n")[0] == f"{LEAD['ar']}: لا [1]"
+    assert compose("en", "en", "It failed.", 1, None, verdict="no") == "No [1]\n\n“It failed.”"
