@@ -7,7 +7,8 @@ Features of the chosen sentence (``Decision.features``):
   it scores above the next sentence;
 * ``coverage`` (same language only): the idf-weighted share of the question's key words in the sentence;
   ``rare_missing``: how rare the rarest key word missing from the sentence's whole passage is (a specific term the
-  documents never mention is the clearest sign that the answer is not there);
+  documents never mention is the clearest sign that the answer is not there; the reason given names the words no
+  passage of the collection holds, else those the passages found lack);
 * ``anchors_missing`` (across languages, where words cannot be compared): the share of the question's anchors — its
   numbers, and its names compared by consonant skeleton across scripts (``agreement.name_skeleton``: Panthers ~
   بانثرز) — that the sentence's passage lacks;
@@ -104,6 +105,7 @@ class Decision:
         q_tokens = [t for t in dict.fromkeys(tokenize(question)) if t not in _FRAME_WORDS]
         coverage = rare_missing = 0.0
         missing: list[str] = []
+        never: list[str] = []
         if same_language and q_tokens:  # key words compared lightly stemmed (هاجمها ~ هاجمت)
             in_sentence = {light_stem(t) for t in tokenize(candidate.text)}
             in_passage = {light_stem(t) for t in tokenize(candidate.passage.text)}
@@ -113,6 +115,9 @@ class Decision:
             missing = [t for t in q_tokens if light_stem(t) not in in_passage]
             top = max(weights.values()) or 1.0
             rare_missing = max((weights[t] / top for t in missing), default=0.0)
+            unseen = getattr(idf, "unseen", None)
+            if unseen is not None:  # the missing words no chunk of the collection holds (as tokens: typos too)
+                never = [t for t in missing if weight(t) >= unseen - 1e-9]
         anchors_missing = 0.0 if same_language else _anchors_missing(question, candidate.passage.text)
         strict = kind in _STRICT
         x = {
@@ -134,6 +139,7 @@ class Decision:
         x["_kind"] = kind
         x["_passage_holds"] = holds_type(kind, candidate.passage.text) if kind == "amount" else True  # see decide
         x["_missing"] = missing
+        x["_never"] = never
         return x
 
     # -- the verdict ----------------------------------------------------------------------------------------------
@@ -172,8 +178,10 @@ class Decision:
         if worst in ("type_ok", "short_type_ok") and x[worst] < 0:
             kind = {"number": "a number", "amount": "an amount", "date": "a date"}.get(x["_kind"], x["_kind"])
             return False, f"the evidence holds no {kind}, which the question asks for"
+        if worst == "rare_missing" and x.get("_never"):  # (a measurement over the collection, not only the passages)
+            return False, f"the documents do not mention {', '.join(x['_never'][:3])}"
         if worst == "rare_missing" and x["_missing"]:
-            return False, f"the documents do not mention {', '.join(x['_missing'][:3])}"
+            return False, f"the passages found do not mention {', '.join(x['_missing'][:3])}"
         if worst == "anchors_missing":
             return False, "the passages lack the names and numbers the question asks about"
         if worst in ("reader_logit", "best_logit"):

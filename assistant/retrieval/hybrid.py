@@ -26,12 +26,17 @@ __all__ = ["HybridRetriever", "idf_table"]
 
 def idf_table(reader: StoreReader, tokens: Sequence[str]) -> Callable[[str], float]:
     """Inverse document frequency over the chunks, for ``tokens`` (high for tokens never seen):
-    ``log((n + 1) / (df + 0.5))``."""
+    ``log((n + 1) / (df + 0.5))``; its ``unseen`` attribute is the value of a token no chunk holds."""
     n = len(reader)
     freqs = reader.doc_freqs(sorted(set(tokens)))
     values = {t: math.log((n + 1) / (df + 0.5)) for t, df in freqs.items()}
     unseen = math.log((n + 1) / 0.5)
-    return lambda t: values.get(t, unseen)
+
+    def idf(t: str) -> float:
+        return values.get(t, unseen)
+
+    idf.unseen = unseen  # type: ignore[attr-defined]  # the value of a token no chunk holds
+    return idf
 
 
 class HybridRetriever:

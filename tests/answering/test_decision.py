@@ -62,3 +62,26 @@ def test_the_fitted_decision_answers_only_beside_the_reader_it_was_fitted_with()
     assert Decision.default(AnswerSettings(), reader=False).source == "thresholds"
     both = Decision.default(AnswerSettings(decision="both"), reader=False)
     assert both.source == "thresholds" and both.floor is None
+
+
+def test_the_documents_do_not_mention_only_what_no_passage_of_the_collection_holds():
+    from types import SimpleNamespace
+
+    weights = {"account": 1.5, "microsoft": 1.0, "lose": 2.0, "lost": 2.0, "called": 2.5}
+
+    def idf(t):
+        return weights.get(t, 9.0)
+
+    idf.unseen = 9.0  # what idf_table gives a token no chunk holds
+    sentence = "Microsoft said 4 accounts were compromised."
+    cand = SimpleNamespace(text=sentence, passage=SimpleNamespace(text=sentence))
+    common = dict(kind="number", candidate=cand, dense=0.8, confidence=0.8, score=0.8, second=None,
+                  same_language=True, short_text="4 accounts", read=None, best_p=None, idf=idf, pair="en-en")
+    decision = Decision({"en-en": {"rare_missing": -1.0}}, {"en-en": 0.5})
+    x = decision.features(question="How many accounts did Microsoft lose in Antarctica?", **common)
+    assert x["_missing"] == ["lose", "antarctica"] and x["_never"] == ["antarctica"]
+    assert decision.decide(x) == (False, "the documents do not mention antarctica")
+    # words the passage lacks but the collection holds are no sign that the documents never say them
+    x = decision.features(question="How many accounts were called lost?", **common)
+    assert x["_never"] == [] and x["rare_missing"] == 1.0
+    assert decision.decide(x) == (False, "the passages found do not mention called, lost")
