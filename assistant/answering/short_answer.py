@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from ..chunk import split_clauses
 from ..normalize import STOPWORDS, light_stem, normalize, strip_arabic_prefix, tokenize
-from .agreement import is_negated
+from .agreement import _near, is_negated, name_skeleton
 from .answer_types import AR_NUMBER_WORD, holds_type, plain_question
 
 __all__ = ["MAX_SHORT_CHARS", "context_texts", "short_span", "yes_no"]
@@ -181,10 +181,54 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
     if kind in ("person", "organisation", "place") and not _LETTERS.search(text[span[0]:span[1]]):
         return None  # a number or a score is no name: the quote answers alone
     if kind == "person":
+        described = _who_is(question, text, span)
+        if described is not None:  # "Who is Bob Lord?" -> "head of security at the DNC", not his name again
+            return described
         name = _NAME_THEN_MORE.match(text, span[0], span[1])
         if name:  # "Kurt Coleman, who led the team ..." -> "Kurt Coleman"
             span = (span[0], name.end(1))
     return span
+
+
+# "who is X" asks what X is: the short answer is what the sentence says of X (its appositive), not the name
+_WHO_IS = re.compile(r"^(?:who\s+(?:is|was|are|were)|من\s+(?:هو|هي|كان|كانت))\s+(.+?)\s*[?؟]?$", re.IGNORECASE)
+APPOSITIVE_WORDS = 6  # at most this many words after the name, to the end of its clause (بوب لورد رئيس الأمن في
+# اللجنة الوطنية الديمقراطية في رسالة ... -> رئيس الأمن في اللجنة الوطنية الديمقراطية)
+_CLAUSE_END = re.compile(r"[,،:;؛.()\"«»“”]")
+
+
+def _who_is(question: str, text: str, span: tuple[int, int]) -> tuple[int, int] | None:
+    """For "who is X" (من هو X): the words after X in ``text`` when the span starts with X (compared by consonant
+    skeleton, so across scripts too: Bob Lord ~ بوب لورد) — between commas in English ("Tom Burt, Microsoft's vice
+    president, wrote" -> "Microsoft's vice president"), else up to ``APPOSITIVE_WORDS`` to the end of the clause,
+    without the stopwords it would end on; None when the question is no "who is X" or the span is not about X."""
+    m = _WHO_IS.match(plain_question(question))
+    if not m:
+        return None
+    wanted = [name_skeleton(w) for w in _WORD.findall(m.group(1))]
+    wanted = [w for w in wanted if len(w) >= 2]
+    end_of_name = span[0]
+    for skeleton in wanted:  # the span starts with the name, word by word, nothing but spaces between
+        w = _WORD.match(text, end_of_name + len(text[end_of_name:]) - len(text[end_of_name:].lstrip(" ")))
+        if w is None or not _near(name_skeleton(w.group()), skeleton):
+            return None
+        end_of_name = w.end()
+    if not wanted:
+        return None
+    start = end_of_name
+    rest = start + len(text[start:span[1]]) - len(text[start:span[1]].lstrip(" ,،"))
+    if span[1] > rest:  # the reader's span goes on past the name: what it says of X
+        return _snap(text, rest, span[1])
+    stop = _CLAUSE_END.search(text, start + 1 if text[start:start + 1] in ",،" else start)
+    lead = re.match(r"[\s,،]*", text[start:]).end()
+    end = stop.start() if stop else len(text)
+    tail = list(re.finditer(r"\S+", text[start + lead:end]))[:APPOSITIVE_WORDS]
+    while tail and normalize(tail[-1].group()) in STOPWORDS:
+        tail.pop()
+    if not tail:
+        return None
+    return _snap(text, start + lead, start + lead + tail[-1].end())
+
 
 
 def _words(text: str, span: tuple[int, int]) -> int:

@@ -233,3 +233,22 @@ def test_a_no_opens_the_answer_in_the_questions_language():
     reverse = compose("ar", "en", "The attempt was not successful.", 1, "not successful", verdict="no")
     assert reverse.split("\n\n")[0] == f"{LEAD['ar']}: لا [1]"
     assert compose("en", "en", "It failed.", 1, None, verdict="no") == "No [1]\n\n“It failed.”"
+
+
+_LORD = "وكتب بوب لورد رئيس الأمن في اللجنة الوطنية الديمقراطية في رسالة التحذير: \"إن القراصنة يهاجمون الحسابات"
+
+
+@pytest.mark.parametrize("question, text, proposed, expected", [
+    # "who is X": what the sentence says of X, not X's name again, in either language and across scripts
+    ("Who is Bob Lord?", _LORD, "بوب لورد رئيس الأمن", "رئيس الأمن"),
+    ("من هو بوب لورد؟", _LORD, "بوب لورد", "رئيس الأمن في اللجنة الوطنية الديمقراطية"),
+    ("Who is Tom Burt?", "Tom Burt, Microsoft's vice president for customer security, wrote in a blog post.",
+     "Tom Burt", "Microsoft's vice president for customer security"),
+    # nothing said of X after the name: the name stands; another person's name is left as it is
+    ("Who is Tim Murtaugh?", "وقال مدير الاتصالات بحملة ترامب تيم مورتو: ليس لدينا", "تيم مورتو", "تيم مورتو"),
+    ("Who is Bob Lord?", "The message was sent by Tom Burt, who leads security.", "Tom Burt", "Tom Burt"),
+])
+def test_who_is_answers_with_what_the_sentence_says_of_the_person(question, text, proposed, expected):
+    i = text.index(proposed)
+    got = short_span(question, "person", text, (i, i + len(proposed)))
+    assert got is not None and text[got[0]:got[1]] == expected
