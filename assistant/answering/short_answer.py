@@ -261,7 +261,9 @@ _NEGATION_AT = re.compile(r"(?<!\w)(?:[وف]?(?:لم|لن|لا|ليس|ليست|�
 _NEGATED_QUESTION = re.compile(r"(?:ألم|أليس|ألا)(?!\w)|\w+n['’]t\b|(?:is|are|was|were|did|does|do|has|have|had|can|"
                                r"could|will|would|should)\s+(?:\w+\s+)?not\b", re.IGNORECASE)
 # where one statement of a sentence ends and a contrasting one begins: "X did not name it, but notified them"
-_CONTRAST = re.compile(r"\s(?=(?:[وف]?لكن\w*|بينما|غير أن|إلا أن|but|while|whereas|however|yet)(?!\w))", re.IGNORECASE)
+_CONTRAST_WORDS = r"(?:[وف]?لكن\w*|بينما|غير أن|إلا أن|but|while|whereas|however|yet)(?!\w)"
+_CONTRAST = re.compile(rf"\s(?={_CONTRAST_WORDS})", re.IGNORECASE)
+_CONTRAST_WORD = re.compile(rf"{_CONTRAST_WORDS},?\s+", re.IGNORECASE)
 
 
 def _statements(text: str) -> list[tuple[int, int]]:
@@ -312,9 +314,14 @@ def yes_no(question: str, text: str, span: tuple[int, int] | None,
             if words_between <= NEGATION_WORDS_BEFORE and span[1] - first <= MAX_SHORT_CHARS:
                 span = _snap(text, first, span[1]) or span
         return verdict, span
+    if negation is None:  # the statement without the word that opens it against the last ("لكنها أكدت" -> "أكدت")
+        opening = _CONTRAST_WORD.match(text, first)
+        if opening:
+            first = opening.end()
     end = b
-    if end - first > MAX_SHORT_CHARS:  # whole words within the limit
-        end = first + MAX_SHORT_CHARS
-        while end > first and not text[end].isspace():
-            end -= 1
+    if end - first > MAX_SHORT_CHARS:  # whole words within the limit, not ending on a stopword
+        words = list(re.finditer(r"\S+", text[first:first + MAX_SHORT_CHARS + 1]))[:-1]
+        while len(words) > 1 and normalize(words[-1].group()) in STOPWORDS:
+            words.pop()
+        end = first + words[-1].end() if words else b
     return verdict, _snap(text, first, end) or _snap(text, a, b) or (a, b)
