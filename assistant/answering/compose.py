@@ -138,10 +138,11 @@ def compose(question_language: str, document_language: str, quote: str, n: int, 
     marker = f"[{n}]"
     word = VERDICT.get(question_language, VERDICT["en"]).get(verdict or "", "")
     if question_language == document_language:
+        quote_alone = not short or short.strip() == quote.strip()
         if word:
-            same = not short or short.strip() == quote.strip()
-            blocks = [f"{word} {marker}" if same else f"{word} — {short} {marker}", _quoted(quote, document_language)]
-        elif not short or short.strip() == quote.strip():
+            blocks = [f"{word} {marker}" if quote_alone else f"{word} — {short} {marker}",
+                      _quoted(quote, document_language)]
+        elif quote_alone:
             blocks = [f"{quote} {marker}"]
         else:
             blocks = [f"{short} {marker}", _quoted(quote, document_language)]

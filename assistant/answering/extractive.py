@@ -195,12 +195,15 @@ class ExtractiveAnswerer(Answerer):
                           if reads[best].p_answer - read.p_answer > self.params.second_quote_reader_gap)
         read = reads[best] if reads else None
         qv = np.asarray(query_vector, np.float32)
+
+        def similarity(texts: list[str]) -> np.ndarray:  # of a few words of the sentence to the question
+            return self.sentence_cache(texts) @ qv
+
         span = short_span(question, kind, cand.text, (read.short_start, read.short_end) if read else None,
-                          context_score=lambda texts: self.sentence_cache(texts) @ qv)
+                          context_score=similarity)
         verdict = None
         if kind == "yes/no":  # "No" and the key phrase that says so: لم تكن ناجحة
-            verdict, span = yes_no(question, cand.text, span,
-                                   context_score=lambda texts: self.sentence_cache(texts) @ qv,
+            verdict, span = yes_no(question, cand.text, span, context_score=similarity,
                                    idf=context.idf if cand.language == context.language else None)
         features = self.decision.features(
             question=question, kind=kind, candidate=cand, dense=f["dense"], confidence=f["confidence"], score=score,

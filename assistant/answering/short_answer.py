@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from ..chunk import split_clauses
 from ..normalize import STOPWORDS, light_stem, normalize, strip_arabic_prefix, tokenize
-from .agreement import _near, is_negated, name_skeleton
+from .agreement import _near, name_skeleton
 from .answer_types import AR_NUMBER_WORD, holds_type, plain_question
 
 __all__ = ["MAX_SHORT_CHARS", "context_texts", "short_span", "yes_no"]
@@ -195,6 +195,9 @@ _WHO_IS = re.compile(r"^(?:who\s+(?:is|was|are|were)|من\s+(?:هو|هي|كان|
 APPOSITIVE_WORDS = 6  # at most this many words after the name, to the end of its clause (بوب لورد رئيس الأمن في
 # اللجنة الوطنية الديمقراطية في رسالة ... -> رئيس الأمن في اللجنة الوطنية الديمقراطية)
 _CLAUSE_END = re.compile(r"[,،:;؛.()\"«»“”]")
+_SPACES = re.compile(r" *")
+_AFTER_NAME = re.compile(r"[ ,،]*")  # between a name and what a span goes on to say of it
+_SEPARATORS = re.compile(r"[\s,،]*")
 
 
 def _who_is(question: str, text: str, span: tuple[int, int]) -> tuple[int, int] | None:
@@ -203,32 +206,30 @@ def _who_is(question: str, text: str, span: tuple[int, int]) -> tuple[int, int] 
     president, wrote" -> "Microsoft's vice president"), else up to ``APPOSITIVE_WORDS`` to the end of the clause,
     without the stopwords it would end on; None when the question is no "who is X" or the span is not about X."""
     m = _WHO_IS.match(plain_question(question))
-    if not m:
-        return None
-    wanted = [name_skeleton(w) for w in _WORD.findall(m.group(1))]
-    wanted = [w for w in wanted if len(w) >= 2]
-    end_of_name = span[0]
-    for skeleton in wanted:  # the span starts with the name, word by word, nothing but spaces between
-        w = _WORD.match(text, end_of_name + len(text[end_of_name:]) - len(text[end_of_name:].lstrip(" ")))
-        if w is None or not _near(name_skeleton(w.group()), skeleton):
-            return None
-        end_of_name = w.end()
+    wanted = [s for s in (name_skeleton(w) for w in _WORD.findall(m.group(1))) if len(s) >= 2] if m else []
     if not wanted:
         return None
-    start = end_of_name
-    rest = start + len(text[start:span[1]]) - len(text[start:span[1]].lstrip(" ,،"))
+    start = span[0]
+    for skeleton in wanted:  # the span starts with the name, word by word, nothing but spaces between
+        w = _WORD.match(text, _SPACES.match(text, start).end())
+        if w is None or not _near(name_skeleton(w.group()), skeleton):
+            return None
+        start = w.end()
+    rest = _AFTER_NAME.match(text, start, max(start, span[1])).end()  # (the name may run past the span)
     if span[1] > rest:  # the reader's span goes on past the name: what it says of X
         return _snap(text, rest, span[1])
     stop = _CLAUSE_END.search(text, start + 1 if text[start:start + 1] in ",،" else start)
-    lead = re.match(r"[\s,،]*", text[start:]).end()
-    end = stop.start() if stop else len(text)
-    tail = list(re.finditer(r"\S+", text[start + lead:end]))[:APPOSITIVE_WORDS]
-    while tail and normalize(tail[-1].group()) in STOPWORDS:
-        tail.pop()
-    if not tail:
-        return None
-    return _snap(text, start + lead, start + lead + tail[-1].end())
+    first = _SEPARATORS.match(text, start).end()
+    tail = _without_final_stopwords(list(re.finditer(r"\S+", text[first:stop.start() if stop else len(text)]))
+                                    [:APPOSITIVE_WORDS], keep=0)
+    return _snap(text, first, first + tail[-1].end()) if tail else None
 
+
+def _without_final_stopwords(words: list[re.Match], keep: int) -> list[re.Match]:
+    """``words`` without the stopwords at their end, keeping at least ``keep`` words."""
+    while len(words) > keep and normalize(words[-1].group()) in STOPWORDS:
+        words.pop()
+    return words
 
 
 def _words(text: str, span: tuple[int, int]) -> int:
@@ -289,12 +290,13 @@ def yes_no(question: str, text: str, span: tuple[int, int] | None,
     negated question ("Didn't ...?", ألم ...), whose "no" reads either way.
     The key phrase is the reader's span when it lies in that statement, widened to start with the negation ("ناجحة"
     -> "لم تكن ناجحة"), else the statement from its negation on, at most ``MAX_SHORT_CHARS``."""
+    asked = plain_question(question)
     parts = _statements(text)
     chosen = None
     if idf is not None and len(parts) > 1:
-        keys = {light_stem(t): max(idf(t), 0.0) for t in tokenize(plain_question(question)) if t not in STOPWORDS}
-        weights = [sum(w for k, w in keys.items() if k in {light_stem(t) for t in tokenize(text[x:y])})
-                   for x, y in parts]
+        keys = {light_stem(t): max(idf(t), 0.0) for t in tokenize(asked) if t not in STOPWORDS}
+        stems = [{light_stem(t) for t in tokenize(text[x:y])} for x, y in parts]
+        weights = [sum(w for k, w in keys.items() if k in held) for held in stems]
         top = max(weights)
         if top > 0 and weights.count(top) == 1:
             chosen = parts[weights.index(top)]
@@ -306,7 +308,7 @@ def yes_no(question: str, text: str, span: tuple[int, int] | None,
     a, b = chosen
     statement = _NOT_NEGATING.sub(lambda m: " " * len(m.group()), text[a:b])
     negation = _NEGATION_AT.search(statement)
-    verdict = "no" if negation is not None and not _NEGATED_QUESTION.match(plain_question(question)) else None
+    verdict = "no" if negation is not None and not _NEGATED_QUESTION.match(asked) else None
     first = a + negation.start() if negation is not None else a
     if span is not None and a <= span[0] < b:
         if negation is not None and first < span[0]:
@@ -320,8 +322,7 @@ def yes_no(question: str, text: str, span: tuple[int, int] | None,
             first = opening.end()
     end = b
     if end - first > MAX_SHORT_CHARS:  # whole words within the limit, not ending on a stopword
-        words = list(re.finditer(r"\S+", text[first:first + MAX_SHORT_CHARS + 1]))[:-1]
-        while len(words) > 1 and normalize(words[-1].group()) in STOPWORDS:
-            words.pop()
+        words = _without_final_stopwords(list(re.finditer(r"\S+", text[first:first + MAX_SHORT_CHARS + 1]))[:-1],
+                                         keep=1)
         end = first + words[-1].end() if words else b
     return verdict, _snap(text, first, end) or _snap(text, a, b) or (a, b)

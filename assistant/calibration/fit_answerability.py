@@ -8,8 +8,7 @@ Data: the ``train`` articles of ``eval/xquad-unanswerable`` that a reader never 
 reader held back (``dev_articles`` in its meta.json), and with ``--fold-readers`` those each of the given readers
 held back (trained with ``train_reader --hold-out``), read by that reader (XQuAD with paragraphs deleted the SQuAD
 2.0 way: the questions about a deleted paragraph are unanswerable, the others answerable), all four language pairs,
-asked
-through the whole pipeline (retrieval over the collection of the question's document language, the answerer's
+asked through the whole pipeline (retrieval over the collection of the question's document language, the answerer's
 candidate sentences, the reader). For each question the answerer's decision features are recorded; a logistic
 regression per language pair (ar-ar, en-en, ar-en, en-ar), and one per family (question and evidence in the same
 language, or not: for other pairs), is fitted, and each one's threshold is set to refuse as many unanswerable
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..answering.decision import DECISION_FILE, FEATURES, Decision
-from ..answering.reader import READER_DIR, default_base_folder
+from ..answering.reader import READER_DIR, Reader, default_base_folder
 from ..assistant import Assistant
 from ..evaluation import load_collection
 from ..evaluation.datasets import select_questions
@@ -70,8 +69,6 @@ def collect(dataset: Path, split: str, limit: int | None, work: Path, threads: i
             for lang, asst in assistants.items():
                 asst.answerer.reader = shipped[lang]
         else:
-            from ..answering.reader import Reader
-
             other = Reader.load(reader_folder, default_base_folder(settings.store.cache_dir))
             for asst in assistants.values():
                 asst.answerer.reader = other
@@ -109,6 +106,14 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int
         if np.abs(step).max() < 1e-8:
             break
     return w[:-1], float(w[-1])
+
+
+def read_features(path: Path) -> list[dict]:
+    """The collected feature rows in ``path``: JSON lines for .jsonl (as shipped), else one JSON list."""
+    text = Path(path).read_text(encoding="utf-8")
+    if Path(path).suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)
 
 
 def _about(features: Path) -> Path:
@@ -190,9 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     cached = Path(a.features) if a.features else None
     if cached is not None and cached.is_file():
-        text = cached.read_text(encoding="utf-8")
-        rows = ([json.loads(line) for line in text.splitlines() if line.strip()] if cached.suffix == ".jsonl"
-                else json.loads(text))
+        rows = read_features(cached)
         about = _about(cached)
         data = f"the features in {cached}" + (f", collected from {json.loads(about.read_text())['data']}"
                                                if about.is_file() else "")

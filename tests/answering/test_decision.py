@@ -1,12 +1,10 @@
 """The answerability decision: fitted per language pair from the shipped features, and reproducible from them."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from assistant.answering.decision import DECISION_FILE, Decision
-from assistant.calibration.fit_answerability import fit
+from assistant.calibration.fit_answerability import fit, read_features
 from assistant.settings import PROJECT_ROOT
 
 FEATURES = PROJECT_ROOT / "eval" / "answerability_features.jsonl"
@@ -15,7 +13,7 @@ PAIRS = ("ar-ar", "ar-en", "en-ar", "en-en")
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    return [json.loads(line) for line in FEATURES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_features(FEATURES)
 
 
 def test_the_shipped_decision_is_refitted_exactly_from_its_features(rows):
