@@ -138,8 +138,10 @@ class Decision:
         x["_pair"] = pair or x["_family"]
         x["_kind"] = kind
         x["_passage_holds"] = holds_type(kind, candidate.passage.text) if kind == "amount" else True  # see decide
-        x["_missing"] = missing
-        x["_never"] = never
+        # the words named in a refusal's reason, as the question writes them (الدولة, not the token دوله)
+        written = _as_written(question)
+        x["_missing"] = [written.get(t, t) for t in missing]
+        x["_never"] = [written.get(t, t) for t in never]
         return x
 
     # -- the verdict ----------------------------------------------------------------------------------------------
@@ -189,6 +191,20 @@ class Decision:
         if worst == "coverage":
             return False, f"the best sentence shares few of the question's words ({x['coverage']:.2f})"
         return False, f"the best evidence is weak (confidence {x['confidence']:.3f})"
+
+
+def _as_written(question: str) -> dict[str, str]:
+    """Each token of ``question`` (as ``tokenize`` gives it) -> the word of the question it comes from, without the
+    punctuation around it (the first such word)."""
+    out: dict[str, str] = {}
+    for piece in question.split():
+        word = _EDGE_PUNCTUATION.sub("", piece)
+        for token in tokenize(piece):
+            out.setdefault(token, word or token)
+    return out
+
+
+_EDGE_PUNCTUATION = re.compile(r"^[^\w]+|[^\w]+$")
 
 
 def _logit(p: float) -> float:
