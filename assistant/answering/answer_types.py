@@ -35,9 +35,9 @@ _EN = [
     ("person", r"\bwho(?:m|se)?\b|\bwhich (?:person|man|woman|official|president|minister|leader|vice president|"
                r"director|player|scientist|author|king|queen|emperor)\b|\bwhat is (?:the )?name of the (?:person|man|"
                r"woman|official|president|leader|director|candidate)\b"),
-    ("organisation", r"\bwhich (?:company|organi[sz]ation|agency|group|party|team|firm|university|institution|"
-                     r"newspaper|network|body|committee|government|country's)\b|\bwhat (?:company|organi[sz]ation|"
-                     r"agency|group|party|team)\b"),
+    ("organisation", r"\bwhich (?:[\w-]+ )?(?:company|organi[sz]ation|agency|group|party|team|firm|university|"
+                     r"institution|newspaper|network|body|committee|government|country's)\b"
+                     r"|\bwhat (?:company|organi[sz]ation|agency|group|party|team)\b"),
     ("place", r"\bwhere\b|\bin which (?:city|country|state|region|place|town|continent)\b|\bwhich (?:city|country|"
               r"state|region|town|continent|river|island)\b|\bwhat (?:city|country|state|region|town|continent)\b"),
     ("yes/no", r"^(?:is|are|was|were|did|does|do|has|have|had|can|could|will|would|should)\b"),
@@ -48,15 +48,21 @@ _AR = [
     ("amount", r"(?:كم|ما) (?:بلغت|كانت|هي|تبلغ|كلف|كلفت|تكلف)?\s*(?:ال)?(?:تكلفة|تكلفه|كلفة|كلفه|قيمة|قيمه|ثمن|"
                r"سعر|غرامة|غرامه|ميزانية|ميزانيه|مبلغ)|كم (?:دفع|دفعت|أنفق|انفق|خسر|خسرت)"),
     ("date", r"(?:^|\s)(?:متى|منذ متى)(?:\s|$|؟)|(?:في )?(?:أي|اي) (?:عام|سنة|سنه|يوم|شهر|تاريخ|قرن|عقد)"
-             r"|(?:ما|ما هو|ما هي) (?:تاريخ|عام|سنة|سنه)"),
-    ("number", r"(?:^|\s)(?:كم|وكم)(?:\s|$)|(?:ما|ما هو|ما هي) (?:عدد|نسبة|نسبه)|عدد"),
-    ("person", r"(?:^|\s)(?:من|ومن)\s+(?:هو|هي|هم|كان|كانت|الذي|التي|يكون|يدير|كتب|قال|أعلن|اعلن)?"
+             r"|(?:ما|ما هو|ما هي) (?:ال)?(?:تاريخ|عام|سنة|سنه)"),
+    ("number", r"(?:^|\s)(?:كم|وكم|بكم|فكم)(?:\s|$)|(?:ما|ما هو|ما هي) (?:ال)?(?:عدد|نسبة|نسبه|رقم|كمية|كميه|مقدار|"
+               r"مساحة|مساحه)|عدد"),
+    # من as "who" opens the question or a clause (من فاز، ومن كان); inside one it is mostly the preposition "from /
+    # of" (أي من مدافعي، تبقي 4:51 من المباراة), and من بين / من أجل are "among" / "for". With this and the question
+    # word that comes first deciding, the Arabic and English forms of the 1,190 XQuAD questions get the same kind
+    # 955 times (844 when any من asked for a person and the first pattern in this list decided)
+    ("person", r"(?:^|[،,]\s*)(?:و|ف)?من(?:\s+(?!(?:بين|أجل|اجل|خلال|حيث|قبل|بعد|دون|ضمن)(?:\s|$))|$)"
+               r"|(?:^|\s)(?:و|ف)?من\s+(?:هو|هي|هم|كان|كانت|الذي|التي|يكون)(?:\s|$)"
                r"|(?:ما|ما هو) اسم (?:ال)?(?:مرشح|رئيس|مدير|شخص|رجل|امرأة|مسؤول|مسئول|قاضي|كاتب)"
                r"|(?:أي|اي) (?:شخص|مسؤول|مسئول|رئيس|وزير|قائد|لاعب|كاتب|ملك|نائب)"),
     ("organisation", r"(?:أي|اي|ما|ما هي|ما هو|ما اسم) (?:ال)?(?:شركة|شركه|منظمة|منظمه|وكالة|وكاله|مجموعة|مجموعه|"
                      r"جهة|جهه|حزب|فريق|جامعة|جامعه|مؤسسة|مؤسسه|صحيفة|صحيفه|هيئة|هيئه|حكومة|حكومه|عملاق)"),
-    ("place", r"(?:^|\s)(?:أين|اين|وأين)(?:\s|$|؟)|(?:في )?(?:أي|اي|ما) (?:مدينة|مدينه|دولة|دوله|بلد|منطقة|منطقه|"
-              r"ولاية|ولايه|قارة|قاره|نهر|جزيرة|جزيره|مكان)"),
+    ("place", r"(?:^|\s)(?:أين|اين|وأين)(?:\s|$|؟)|(?:في )?(?:أي|اي|ما|ما هي|ما هو) (?:ال)?(?:مدينة|مدينه|دولة|دوله|"
+              r"بلد|منطقة|منطقه|ولاية|ولايه|قارة|قاره|نهر|جزيرة|جزيره|مكان)"),
     ("yes/no", r"^(?:هل|أ)(?:\s)"),
     ("definition", r"^(?:ما|من) (?:هو|هي|هم|معنى) [^؟?]{1,40}[؟?]?$|^(?:ما|ماذا) (?:يعني|تعني)"),
 ]
@@ -71,18 +77,17 @@ def plain_question(question: str) -> str:
 
 
 def question_type(question: str) -> str:
-    """The kind of answer ``question`` asks for: one of ``QUESTION_TYPES``."""
+    """The kind of answer ``question`` asks for: one of ``QUESTION_TYPES``. The question word that comes first
+    decides ("Where do the Iranians who were targeted live?" asks for a place, not a person); at the same place, the
+    more specific kind (an amount before a number)."""
     q = plain_question(question)
     if detect_language(q) == "ar":
-        folded = normalize(q).replace("ى", "ي")
-        for kind, rx in _AR_RE:
-            if rx.search(q) or rx.search(folded):
-                return kind
-        return "other"
-    for kind, rx in _EN_RE:
-        if rx.search(q):
-            return kind
-    return "other"
+        texts, patterns = (q, normalize(q).replace("ى", "ي")), _AR_RE
+    else:
+        texts, patterns = (q,), _EN_RE
+    found = [(m.start(), order, kind) for order, (kind, rx) in enumerate(patterns) for text in texts
+             for m in [rx.search(text)] if m]
+    return min(found)[2] if found else "other"
 
 
 _DIGIT = re.compile(r"[0-9٠-٩۰-۹]")

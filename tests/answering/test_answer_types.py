@@ -33,6 +33,18 @@ from assistant.answering.short_answer import short_span, yes_no
     ("هل حصلت مايكروسوفت على أمر قضائي؟", "yes/no"),
     ("What is Phosphorus?", "definition"),
     ("ما هو الفسفور؟", "definition"),
+    # the question word that comes first decides: "who" inside a where- or yes/no question asks for no person
+    ("Where do the prominent Iranians who were targeted live?", "place"),
+    ("Did Microsoft notify the people who were targeted?", "yes/no"),
+    ("Which news agency reported that the targeted campaign was Trump's?", "organisation"),
+    # من opens a question for a person; inside one it is the preposition "from / of" (XQuAD)
+    ("خلال مباراة البرونكوس الفاصلة، من لم يرمي على الإطلاق؟", "person"),
+    ("على أي خط ياردة بدأ كارولينا مع تبقي 4:51 من المباراة؟", "other"),
+    ("من بين سكان وارسو في عام 1901، كم كانت النسبة المئوية للكاثوليك؟", "number"),  # من بين: "among"
+    # the kind named after ما هي / ما هو, with its article
+    ("ما هي الدولة المرتبطة بالقراصنة؟", "place"),
+    ("ما السنة التي تم فيها إحداث نظام الطرق ما بين الولايات؟", "date"),
+    ("ما هي النسبة المئوية من التصويت لصالح الجمعية الاسكتلندية؟", "number"),
 ])
 def test_question_types_in_both_languages(question, kind):
     assert question_type(question) == kind
