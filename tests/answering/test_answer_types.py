@@ -227,6 +227,20 @@ def test_yes_no_answers_say_no_only_from_a_negated_statement(question, text, pro
     assert (got, text[a:b]) == (verdict, key)
 
 
+def test_across_languages_the_readers_statement_decides_over_similarity():
+    """An English question over an Arabic sentence: no words to compare, and the embedding similarity of the negated
+    clause must not overrule the reader, whose span lies in the statement that answers (no "No" is said)."""
+    text = "ولم تذكر مايكروسوفت الحملة المستهدفة لكنها أكدت أنها أبلغت المستهدفين."
+    i = text.index("أبلغت المستهدفين")
+    got, (a, b) = yes_no("Did Microsoft notify the people who were targeted?", text, (i, i + len("أبلغت المستهدفين")),
+                         context_score=lambda texts: [1.0] + [0.0] * (len(texts) - 1))
+    assert (got, text[a:b]) == (None, "أبلغت المستهدفين")
+    # without a span from the reader, the most similar statement is taken
+    got, (a, b) = yes_no("Did Microsoft name the campaign?", text, None,
+                         context_score=lambda texts: [1.0] + [0.0] * (len(texts) - 1))
+    assert got == "no" and text[a:b] == "ولم تذكر مايكروسوفت الحملة المستهدفة"
+
+
 @pytest.mark.parametrize("question, verdict, key", [
     ("هل كشفت مايكروسوفت عن اسم الحملة المستهدفة؟", "no", "ولم تذكر مايكروسوفت الحملة المستهدفة"),
     ("هل أبلغت مايكروسوفت المستهدفين؟", None, "أكدت أنها أبلغت المستهدفين"),  # without the "but" that opens it
