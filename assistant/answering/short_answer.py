@@ -40,7 +40,14 @@ _NUMBER = re.compile(_NUM)
 # two numbers that bound one amount, with the magnitude word after them ("30 to 50 thousand", "30 إلى 50 ألفٍ",
 # "5-10 million"); held-out XQuAD dev articles: such spans were cut to their first number
 _MAGNITUDE = r"(?:hundred|thousand|million|billion|مئة|مائة|ألف|الف|آلاف|الاف|مليون|ملايين|مليار)"
-_RANGE = re.compile(rf"{_NUM}\s*(?:to|or|-|–|—|إلى|الى|أو|او)\s*{_NUM}(?:\s+{_MAGNITUDE}[^\W\d_]*)?", re.IGNORECASE)
+_NUMBER_WORD = (r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+                r"hundred|thousand|million|billion|dozen)\b|" + AR_NUMBER_WORD)
+# a share after a number or a range: "six to nine percent", "ستة إلى تسعة في المئة" (في is a stopword, so the noun
+# after a number would not take it)
+_PERCENT = re.compile(r"\s*(?:%|٪|percent\b|per cent\b|(?:في|ف)\s?(?:ال)?(?:مئة|مائة|مئه|مائه)(?!\w)|بالمئة|بالمائة)",
+                      re.IGNORECASE)
+_RANGE = re.compile(rf"(?:{_NUM}|{_NUMBER_WORD})\s*(?:to|or|-|–|—|إلى|الى|أو|او)\s*(?:{_NUM}|{_NUMBER_WORD})"
+                    rf"(?:\s+{_MAGNITUDE}[^\W\d_]*)?", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _LETTERS = re.compile(r"[^\W\d_]")
 # a date without the words around it: day, month and year, a month, or a number
@@ -51,9 +58,7 @@ _AR_YEAR_WORD = re.compile(r"(?<!\w)[لب]?(?:ال)?(?:عام|سنة|سنه)\s+(
 # a person's name (two or more capitalised words) followed by more about them: ", who ...", " (...", " in 1263"
 _NAME_THEN_MORE = re.compile(r"([A-Z][\w'’.-]*(?:\s+(?:(?:of|de|da|van|von|bin|al)\s+)?[A-Z][\w'’.-]*)+)"
                              r"(?:,|\s*\(|\s+[a-z0-9])")
-_NUMBER_WORDS = re.compile(
-    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
-    r"thousand|million|billion|dozen)\b|" + AR_NUMBER_WORD, re.IGNORECASE)
+_NUMBER_WORDS = re.compile(_NUMBER_WORD, re.IGNORECASE)
 
 
 def _snap(text: str, a: int, b: int) -> tuple[int, int] | None:
@@ -86,6 +91,9 @@ def _expressions(kind: str, text: str) -> list[tuple[int, int]]:
 
 def _with_noun(text: str, a: int, b: int) -> tuple[int, int]:
     """A number followed by its noun ("4 حسابات", "308 points"), when the next word is not a stopword."""
+    share = _PERCENT.match(text, b)
+    if share:
+        return a, share.end()
     pos = b
     while pos < len(text) and text[pos] == " ":
         pos += 1
@@ -105,8 +113,8 @@ def _context(text: str, span: tuple[int, int], words: int = CONTEXT_WORDS) -> st
 
 
 # the noun a question counts: "how many days", كم يوما, and كم عدد / ما عدد المحاولات (the noun after عدد)
-_COUNTED = re.compile(r"\bhow many ([^\W\d_]+)|(?:^|\s)(?:(?:كم|وكم)(?:\s+عدد)?|ما\s+(?:هو\s+)?عدد)\s+([^\W\d_]+)",
-                      re.IGNORECASE)
+_COUNTED = re.compile(r"\bhow many ([^\W\d_]+)|(?:^|\s)(?:(?:كم|وكم|بكم|فكم)(?:\s+عدد)?|ما\s+(?:هو\s+)?عدد)"
+                      r"\s+([^\W\d_]+)", re.IGNORECASE)
 
 
 def _noun_key(word: str) -> str:
@@ -117,7 +125,8 @@ def _noun_key(word: str) -> str:
 def _counted(question: str, found: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
     """The expressions whose noun is the one the question counts ("how many days" -> "30 days", "كم يوما" ->
     "30 يوما"), compared lightly stemmed; none when the question names no noun or no expression has it."""
-    m = _COUNTED.search(plain_question(question))
+    plain = plain_question(question)
+    m = _COUNTED.search(plain) or _COUNTED.search(normalize(plain))  # بِكَم ميلاً: without its vowel signs
     if not m:
         return []
     noun = _noun_key(m.group(1) or m.group(2))
@@ -173,7 +182,11 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
         inside = [e for e in _expressions("number", text) if span[0] <= e[0] < span[1]]
         if inside:  # the number (with its noun) the span is about, not the clause around it
             ranged = _RANGE.match(text, inside[0][0], span[1])
-            span = _snap(text, *(ranged.span() if ranged else inside[0]))  # a range stays whole: "30 to 50 thousand"
+            if ranged:  # a range stays whole: "30 to 50 thousand", with its share: "six to nine percent"
+                share = _PERCENT.match(text, ranged.end())
+                span = _snap(text, ranged.start(), share.end() if share else ranged.end())
+            else:
+                span = _snap(text, *inside[0])
     if span is not None and kind == "date":
         span = _date_in(text, span)
     if span is None or span[1] - span[0] > MAX_SHORT_CHARS or span[1] - span[0] >= 0.8 * len(text.strip()):

@@ -91,6 +91,12 @@ def test_evidence_holds_the_kind_asked_for(kind, yes, no):
     ("number", "Between 30 to 50 thousand people were lost in Algiers.", "30 to 50 thousand people were lost",
      "30 to 50 thousand"),
     ("number", "فقد ما بين 30 إلى 50 ألفٍ في الجزائر خلال الفترة", "30 إلى 50 ألفٍ في الجزائر", "30 إلى 50 ألفٍ"),
+    # ... also in words, with the share it counts ("في المئة" follows a stopword, so no noun would take it)
+    ("number", "Construction is six to nine percent of the gross domestic product of developed countries.",
+     "six to nine percent of the gross domestic product", "six to nine percent"),
+    ("number", "يشكل البناء من ستة إلى تسعة في المئة من إجمالي الناتج المحلي للدول المتقدمة",
+     "ستة إلى تسعة في المئة من إجمالي الناتج المحلي", "ستة إلى تسعة في المئة"),
+    ("number", "بلغت نسبة الكاثوليك 56.2 في المئة من السكان عام 1901", None, "56.2 في المئة"),
     # a person's name without what the sentence goes on to say about them
     ("person", "The defence was led by Kurt Coleman, who had a career high of seven.", "Kurt Coleman, who had a career",
      "Kurt Coleman"),
@@ -115,6 +121,7 @@ def test_short_answers(kind, text, proposed, expected):
     ("كم عدد المحاولات التي رصدها المركز؟", "2700 محاولة"),  # the noun after كم عدد, with its article
     ("ما عدد محاولات الفوسفور؟", "2700 محاولة"),
     ("كم يوما استمر الرصد؟", "30 يوما"),
+    ("بِكَم يوماً استمر الرصد؟", "30 يوما"),  # بكم, and the noun with its vowel signs
     ("How many days did the center watch?", None),  # an English noun is not in an Arabic sentence
 ])
 def test_the_counted_noun_picks_among_several_numbers(question, expected):
