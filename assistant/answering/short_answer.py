@@ -4,7 +4,8 @@ When the question asks for a number, an amount or a date, the short answer is on
 that kind (a number with its noun: "4 حسابات", "308 points"; a date: "12 March 2019", "عام 2013"): the only one, or,
 when there are several ("in 30 days ... 2700 attempts ... then attacked 241"), the one whose surrounding words are
 closest to the question (``context_score``: the embedding similarity of a few words around each, which works across
-languages), or else the one nearest the reader's span. Other questions take the reader's span on whole words.
+languages), or else the one nearest the reader's span; a range and a share stay whole ("six to nine percent").
+"Who is X" and "what is X" take what the sentence says of X; other questions take the reader's span on whole words.
 Without a reader they get no short answer (the quote alone answers). Spans are character offsets into the sentence.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import unicodedata
 from typing import Callable, Sequence
 
 from ..chunk import split_clauses
-from ..normalize import STOPWORDS, light_stem, normalize, strip_arabic_prefix, tokenize
+from ..normalize import STOPWORDS, detect_language, light_stem, normalize, strip_arabic_prefix, tokenize
 from .agreement import _near, name_skeleton
 from .answer_types import AR_NUMBER_WORD, holds_type, plain_question
 
@@ -193,49 +194,87 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
         return None
     if kind in ("person", "organisation", "place") and not _LETTERS.search(text[span[0]:span[1]]):
         return None  # a number or a score is no name: the quote answers alone
-    if kind == "person":
+    if kind in ("person", "definition"):
         described = _who_is(question, text, span)
         if described is not None:  # "Who is Bob Lord?" -> "head of security at the DNC", not his name again
             return described
+    if kind == "person":
         name = _NAME_THEN_MORE.match(text, span[0], span[1])
         if name:  # "Kurt Coleman, who led the team ..." -> "Kurt Coleman"
             span = (span[0], name.end(1))
     return span
 
 
-# "who is X" asks what X is: the short answer is what the sentence says of X (its appositive), not the name
+# "who is X" / "what is X" asks what X is: the short answer is what the sentence says of X (its appositive, or what
+# follows "X is"), not X again
 _WHO_IS = re.compile(r"^(?:who\s+(?:is|was|are|were)|من\s+(?:هو|هي|كان|كانت))\s+(.+?)\s*[?؟]?$", re.IGNORECASE)
+_WHAT_IS = re.compile(r"^(?:what\s+(?:is|was|are|were)|ما\s+(?:هو|هي|كان|كانت))\s+(?:(?:a|an|the)\s+)?(.+?)\s*[?؟]?$",
+                      re.IGNORECASE)
+# between X and what is said of it: its abbreviation in brackets and a copula ("DECnet (DNA) is a suite of ...")
+_COPULA = re.compile(r"(?:\([^()]{1,30}\)[ ,،]*)?(?:(?:is|was|are|were|هو|هي|عبارة عن)\s+)*", re.IGNORECASE)
+DEFINED_WORDS = 3  # "what is X" asks for a definition when X is a name of at most this many words ("what is the first
+# battle in 1754" asks for a name, which the reader's span gives)
+_NAME_GAP_WORDS = 2  # a span starting this many words after the name still says something of X
 APPOSITIVE_WORDS = 6  # at most this many words after the name, to the end of its clause (بوب لورد رئيس الأمن في
 # اللجنة الوطنية الديمقراطية في رسالة ... -> رئيس الأمن في اللجنة الوطنية الديمقراطية)
 _CLAUSE_END = re.compile(r"[,،:;؛.()\"«»“”]")
 _SPACES = re.compile(r" *")
 _AFTER_NAME = re.compile(r"[ ,،]*")  # between a name and what a span goes on to say of it
 _SEPARATORS = re.compile(r"[\s,،]*")
+_CLAUSE_OPENERS = frozenset("which who whom whose that and but or nor so said says told has had have was were is are "
+                            "will would in on at for to from with by as after before when while".split())
 
 
 def _who_is(question: str, text: str, span: tuple[int, int]) -> tuple[int, int] | None:
-    """For "who is X" (من هو X): the words after X in ``text`` when the span starts with X (compared by consonant
-    skeleton, so across scripts too: Bob Lord ~ بوب لورد) — between commas in English ("Tom Burt, Microsoft's vice
-    president, wrote" -> "Microsoft's vice president"), else up to ``APPOSITIVE_WORDS`` to the end of the clause,
-    without the stopwords it would end on; None when the question is no "who is X" or the span is not about X."""
-    m = _WHO_IS.match(plain_question(question))
+    """For "who is X" / "what is X" (من هو X، ما هو X): the words after X in ``text`` when the span starts with X or
+    at most ``_NAME_GAP_WORDS`` words after it in the same clause (X compared by consonant skeleton, so across
+    scripts too: Bob Lord ~ بوب لورد) — after "X is" or "X (abbreviation)"; between commas in English ("Tom Burt,
+    Microsoft's vice president, wrote" -> "Microsoft's vice president", but not "X, which ..."; an Arabic comma
+    after X ends what is said of it), else up to ``APPOSITIVE_WORDS`` to the end of the clause, without the
+    stopwords it would end on; None when the question is no "who / what is X" or the span is not about X."""
+    asked = plain_question(question)
+    m = _WHO_IS.match(asked) or _WHAT_IS.match(asked)
+    if m is not None and m.re is _WHAT_IS and len(m.group(1).split()) > DEFINED_WORDS:
+        return None
     wanted = [s for s in (name_skeleton(w) for w in _WORD.findall(m.group(1))) if len(s) >= 2] if m else []
     if not wanted:
         return None
-    start = span[0]
-    for skeleton in wanted:  # the span starts with the name, word by word, nothing but spaces between
-        w = _WORD.match(text, _SPACES.match(text, start).end())
-        if w is None or not _near(name_skeleton(w.group()), skeleton):
+    start = _name_end(text, span[0], wanted)
+    if start is None:  # the span starts a few words after the name, inside what is said of X ("[نائب] رئيس ...")
+        before = [w for w in _WORD.finditer(text, max(0, span[0] - 80), span[0])][-(len(wanted) + _NAME_GAP_WORDS):]
+        ends = [e for e in (_name_end(text, w.start(), wanted) for w in before) if e is not None and e <= span[0]]
+        if not ends or _CLAUSE_END.search(text, _AFTER_NAME.match(text, ends[-1]).end(), span[0]):
             return None
-        start = w.end()
+        start = ends[-1]
+        span = (start, span[1])
     rest = _AFTER_NAME.match(text, start, max(start, span[1])).end()  # (the name may run past the span)
+    rest = _COPULA.match(text, rest, max(rest, span[1])).end()
     if span[1] > rest:  # the reader's span goes on past the name: what it says of X
         return _snap(text, rest, span[1])
-    stop = _CLAUSE_END.search(text, start + 1 if text[start:start + 1] in ",،" else start)
     first = _SEPARATORS.match(text, start).end()
+    if "," in text[start:first] or "،" in text[start:first]:
+        # after a comma, an English appositive ("Tom Burt, Microsoft's vice president, wrote"), not a new clause
+        # ("X, which ...", "X, said ...") nor Arabic, whose appositive follows the name without one (الفسفور، حاولت)
+        opening = _WORD.match(text, first)
+        if opening is None or _LETTERS.search(opening.group()) is None or detect_language(opening.group()) == "ar" \
+                or opening.group().lower() in _CLAUSE_OPENERS:
+            return None
+    first = _COPULA.match(text, first).end()
+    stop = _CLAUSE_END.search(text, first if first > start else start)
     tail = _without_final_stopwords(list(re.finditer(r"\S+", text[first:stop.start() if stop else len(text)]))
                                     [:APPOSITIVE_WORDS], keep=0)
     return _snap(text, first, first + tail[-1].end()) if tail else None
+
+
+def _name_end(text: str, at: int, wanted: list[str]) -> int | None:
+    """Where the name ``wanted`` (consonant skeletons, word by word) ends when ``text`` holds it from ``at`` on, with
+    nothing but spaces between its words; else None."""
+    for skeleton in wanted:
+        w = _WORD.match(text, _SPACES.match(text, at).end())
+        if w is None or not _near(name_skeleton(w.group()), skeleton):
+            return None
+        at = w.end()
+    return at
 
 
 def _without_final_stopwords(words: list[re.Match], keep: int) -> list[re.Match]:
