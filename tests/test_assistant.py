@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant, AssistantError, answer
+from assistant.answering.answer_types import question_type
 from assistant.normalize import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +73,41 @@ def test_english_questions_over_arabic_text(seed_assistant, question, forms):
     lead, *blocks = a.text.split("\n\n")
     assert lead.startswith("From the Arabic documents") and blocks and not any(ch.isascii() and ch.isalpha()
                                                                                 for b in blocks for ch in b)
+    assert_exact_citations(a)
+
+
+@pytest.mark.parametrize("question, kind, short", [
+    ("كم عدد الحسابات التي تم اختراقها؟", "number", "4 حسابات"),
+    ("How many accounts were compromised?", "number", "4"),
+    ("متى فضحت مايكروسوفت محاولة القرصنة؟", "date", "الجمعة"),
+    ("When did Microsoft expose the hacking attempt?", "date", "الجمعة"),
+    # who is X: what the article says of him; who did Y: the name
+    ("من هو توم بيرت؟", "person", "نائب رئيس مايكروسوفت لثقة العملاء وأمانهم"),
+    ("Who is Tom Burt?", "person", "نائب رئيس مايكروسوفت لثقة العملاء وأمانهم"),
+    ("من هو مدير الاتصالات بحملة ترامب؟", "person", "تيم مورتو"),
+    ("Who is the communications director of the Trump campaign?", "person", "تيم مورتو"),
+    ("ما اسم المجموعة التي حاولت اختراق الحملات؟", "organisation", "الفسفور"),
+    ("Which group tried to hack the campaigns?", "organisation", "الفسفور"),
+    ("أين يصنع القراصنة حسابات وهمية؟", "place", "لينكد"),
+    ("Where do the hackers create fake accounts?", "place", "لينكد"),
+    # "outside Iran", not "Iran"
+    ("أين يعيش الإيرانيون البارزون المستهدفون؟", "place", "خارج إيران"),
+    ("Where do the prominent Iranians who were targeted live?", "place", "خارج إيران"),
+])
+def test_each_kind_of_question_gets_its_short_answer_in_both_languages(seed_assistant, question, kind, short):
+    """The seed article read by the shipped reader: the short answer of each kind asked for, an exact span of the
+    original text, leads the answer (after the lead in the question's language across languages)."""
+    assert question_type(question) == kind
+    a = seed_assistant.answer(question)
+    assert not a.refused and a.short is not None, (a.text, a.reason)
+    assert a.short.text == short and SEED_TEXT[a.short.start:a.short.end] == short, a.text
+    blocks = a.text.split("\n\n")
+    if a.language == "ar":
+        assert blocks[0] == f"{short} [1]"
+    else:
+        # the short answer carried over in the lead (a number), else its own block after it
+        assert blocks[0] == f"From the Arabic documents: {short} [1]" or (
+            blocks[0].startswith("From the Arabic documents") and blocks[1] == short), a.text
     assert_exact_citations(a)
 
 

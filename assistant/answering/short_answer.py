@@ -194,6 +194,10 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
         return None
     if kind in ("person", "organisation", "place") and not _LETTERS.search(text[span[0]:span[1]]):
         return None  # a number or a score is no name: the quote answers alone
+    if kind == "place":  # "outside Iran" is not "Iran": a word that places it relative to the name stays with it
+        before = _LOCATIVE_BEFORE.search(text, max(0, span[0] - 30), span[0])
+        if before is not None:
+            span = (before.start(), span[1])
     if kind in ("person", "definition"):
         described = _who_is(question, text, span)
         if described is not None:  # "Who is Bob Lord?" -> "head of security at the DNC", not his name again
@@ -203,6 +207,13 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
         if name:  # "Kurt Coleman, who led the team ..." -> "Kurt Coleman"
             span = (span[0], name.end(1))
     return span
+
+
+# a word right before a place that says where relative to it (seed: Iranians "يعيشون خارج إيران" live outside Iran,
+# and the reader's span was إيران; XQuAD: "near Millingen aan de Rijn")
+_LOCATIVE_BEFORE = re.compile(r"(?<![\w-])(?:(?:outside|inside|near|beyond|across|(?:north|south|east|west)(?:-?(?:east|west))?"
+                              r"(?:ern)?\s+of)|(?:[وف]?(?:ب?ال)?(?:خارج|داخل|قرب|شمال|جنوب|شرق|غرب|وسط)(?:ي)?)"
+                              r"|(?:بالقرب|على مقربة)\s+من)\s+$", re.IGNORECASE)
 
 
 # "who is X" / "what is X" asks what X is: the short answer is what the sentence says of X (its appositive, or what

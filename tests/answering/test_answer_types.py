@@ -103,6 +103,12 @@ def test_evidence_holds_the_kind_asked_for(kind, yes, no):
     ("person", "It was founded by Kublai Khan in 1263.", "Kublai Khan in 1263", "Kublai Khan"),
     ("organisation", "They met on the University of Chicago campus.", "University of Chicago campus",
      "University of Chicago campus"),
+    # a place keeps the word that places it relative to the name: outside Iran is not Iran
+    ("place", "يعيش صحفيون وناشطون بارزون خارج إيران منذ سنوات", "إيران", "خارج إيران"),
+    ("place", "The delta begins near Millingen aan de Rijn, close to the border.", "Millingen aan de Rijn",
+     "near Millingen aan de Rijn"),
+    ("place", "تبدأ الدلتا بالقرب من ميلنجن عند الحدود", "ميلنجن", "بالقرب من ميلنجن"),
+    ("place", "The fair was held in Paris in 1900.", "Paris", "Paris"),
     ("other", "Short.", None, None),  # no reader, no kind to look for: the quote answers alone
     # a score proposed for "who": no short answer, in either language
     ("person", "هزم البرونكوس فريق بيتسبرغ ستيلرز في الجولة الفاصلة، 23–16، بتسجيله 11 نقطة.", "23–16", None),
