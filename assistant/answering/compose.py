@@ -10,8 +10,9 @@ quote never shares a line with left-to-right text (in the web chat, in a termina
       «تم اختراق 4 حسابات نتيجة لهذه المحاولات»
 
 * across languages (an English question over Arabic documents; the reverse likewise): a lead in the question's
-  language with what carries over without translation (numbers, years), then the short answer and the quote in
-  the document's language, each a block of its own::
+  language with what carries over without translation (numbers, years; for a date also its month and weekday
+  names, a closed list: الجمعة -> Friday), then the short answer and the quote in the document's language, each a
+  block of its own::
 
       From the Arabic documents: 4 [1]
 
@@ -31,7 +32,7 @@ from typing import Sequence
 from ..chunk import split_clauses
 from .messages import CROSS_LINGUAL_LEAD, VERDICT
 
-__all__ = ["QUOTE_CHARS", "carry_over", "compose", "quote_span", "quote_windows"]
+__all__ = ["QUOTE_CHARS", "carry_date", "carry_over", "compose", "quote_span", "quote_windows"]
 
 QUOTE_CHARS = 110  # longest quote (characters); the seed set's answers average well under 150 characters with it
 MIN_QUOTE_CHARS = 40  # a quote shorter than this is widened with the neighbouring clauses
@@ -130,11 +131,59 @@ def carry_over(short: str) -> str:
     return " ".join(m.group().rstrip(".,٫٬:-") for m in _CARRY.finditer(short))
 
 
+# the names of months and weekdays: a date carries them into the other language as it carries its numbers (a closed
+# list, not a translation: الجمعة is Friday, مارس/آذار is March)
+_MONTHS = {
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"],
+    "ar": ["يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر"],
+}
+_DAYS = {
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+    "ar": ["الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"],
+}
+_NAMES: dict[str, tuple[str, int]] = {}  # a name as written (lower case) -> ("month" | "day", index)
+for _kind, _table in (("month", _MONTHS), ("day", _DAYS)):
+    for _names in _table.values():
+        for _i, _name in enumerate(_names):
+            _NAMES[_name.lower()] = (_kind, _i)
+_NAMES.update({name: ("month", i) for i, names in enumerate([
+    ["كانون الثاني"], ["شباط"], ["آذار", "اذار"], ["نيسان", "ابريل"], ["أيار", "ايار"], ["حزيران"], ["تموز"],
+    ["آب", "اب", "اغسطس"], ["أيلول", "ايلول"], ["تشرين الأول", "تشرين الاول", "اكتوبر"], ["تشرين الثاني"],
+    ["كانون الأول", "كانون الاول"]]) for name in names})
+_NAMES.update({"الإثنين": ("day", 0), "الاربعاء": ("day", 2), "الاحد": ("day", 6)})
+_NAMES_AS_WRITTEN = [name for name in _NAMES if not name.isascii()] + [
+    name for table in (_MONTHS, _DAYS) for name in table["en"]]  # English names capitalised ("may" is no month)
+_DATE_PART = re.compile(r"(?<![\w])(?:" + "|".join(sorted(map(re.escape, _NAMES_AS_WRITTEN), key=len, reverse=True))
+                        + r")(?![\w])|" + _CARRY.pattern)
+
+
+def carry_date(short: str, language: str) -> str:
+    """What of a date reads in ``language``: its numbers, and its month and weekday names in that language
+    ("الجمعة" -> "Friday", "مارس/آذار 2019" -> "March 2019", "7 January 1943" -> "7 يناير 1943")."""
+    out: list[tuple[str, str]] = []  # (part, "month" | "day" | "number")
+    for m in _DATE_PART.finditer(short):
+        found = _NAMES.get(m.group().lower())
+        if found is None:
+            part, kind = m.group().rstrip(".,٫٬:-"), "number"
+        else:
+            kind, i = found
+            table = _MONTHS if kind == "month" else _DAYS
+            part = table.get(language, table["en"])[i]
+        if part and (not out or out[-1][0] != part):
+            out.append((part, kind))
+    text = ""
+    for k, (part, kind) in enumerate(out):  # two months in a row are a span of time: August–September 2019
+        text += ("" if k == 0 else "–" if kind == "month" and out[k - 1][1] == "month" else " ") + part
+    return text
+
+
 def compose(question_language: str, document_language: str, quote: str, n: int, short: str | None = None,
-            more: Sequence[tuple[str, str, int]] = (), verdict: str | None = None) -> str:
+            more: Sequence[tuple[str, str, int]] = (), verdict: str | None = None, kind: str | None = None) -> str:
     """The answer text (see the module docstring) citing ``[n]``; ``more``: further quotes ``(text, language, n)``
     that support it, each a block of its own after the first; ``verdict`` ("yes" / "no"): the answer to a yes/no
-    question, said first in the question's language ("لا — لم تكن ناجحة", "From the Arabic documents: No")."""
+    question, said first in the question's language ("لا — لم تكن ناجحة", "From the Arabic documents: No");
+    ``kind``: what the question asks for (a date carries its month and weekday names across languages)."""
     marker = f"[{n}]"
     word = VERDICT.get(question_language, VERDICT["en"]).get(verdict or "", "")
     if question_language == document_language:
@@ -148,7 +197,8 @@ def compose(question_language: str, document_language: str, quote: str, n: int, 
             blocks = [f"{short} {marker}", _quoted(quote, document_language)]
     else:
         lead = CROSS_LINGUAL_LEAD.get(question_language, CROSS_LINGUAL_LEAD["en"])
-        carried = word or (carry_over(short) if short else "")
+        carried = word or ((carry_date(short, question_language) if kind == "date" else carry_over(short))
+                           if short else "")
         blocks = [f"{lead}: {carried} {marker}" if carried else f"{lead} {marker}:"]
         if short and short.strip() != quote.strip() and short.strip() != carried:
             blocks.append(short)

@@ -95,7 +95,7 @@ class ExtractiveAnswerer(Answerer):
                                       chunk_start=other.passage.start, chunk_end=other.passage.end))
             more.append((other.text[a:b], other.language, n))
         text = compose(language, cand.language, quote, 1, short_answer.text if short_answer else None, more,
-                       verdict=judged["verdict"])
+                       verdict=judged["verdict"], kind=judged["kind"])
         return Answer(question, text, language, False, citations, list(passages), self.name, short=short_answer,
                       path="extractive")
 

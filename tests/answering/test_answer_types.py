@@ -271,6 +271,23 @@ def test_a_long_statement_gives_a_key_phrase_of_whole_words_not_ending_on_a_stop
     assert got == "no" and text[a:b] == "لم تكن مرتبطة بالحملة الرئاسية الأمريكية أو المسؤولين الحاليين والسابقين"
 
 
+@pytest.mark.parametrize("question_language, document_language, quote, short, lead", [
+    ("en", "ar", "فضحت شركة التكنولوجيا الأمريكية العملاقة مايكروسوفت، الجمعة", "الجمعة", "Friday"),
+    ("en", "ar", "حاولت اختراق إحدى الحملات في الفترة بين أغسطس/آب وسبتمبر/أيلول 2019",
+     "بين أغسطس/آب وسبتمبر/أيلول 2019", "August–September 2019"),
+    ("ar", "en", "Tesla died on 7 January 1943 in New York.", "7 January 1943", "7 يناير 1943"),
+    ("ar", "en", "The report came out in May 2001.", "May 2001", "مايو 2001"),
+])
+def test_a_date_carries_its_month_and_weekday_names_across_languages(question_language, document_language, quote,
+                                                                      short, lead):
+    blocks = compose(question_language, document_language, quote, 1, short, kind="date").split("\n\n")
+    assert blocks[0] == f"{LEAD[question_language]}: {lead} [1]" and blocks[1] == short
+    assert all(len(_directions(b)) <= 1 for b in blocks)
+    # only for a date: "may" in another answer is no month, and other kinds carry their numbers alone
+    assert compose("ar", "en", "It may rain on 3 days.", 1, "may rain on 3 days", kind="number").split("\n\n")[0] \
+        == f"{LEAD['ar']}: 3 [1]"
+
+
 def test_a_no_opens_the_answer_in_the_questions_language():
     quote = "مؤكدة أن المحاولة لم تكن ناجحة."
     assert compose("ar", "ar", quote, 1, "لم تكن ناجحة", verdict="no") == f"لا — لم تكن ناجحة [1]\n\n«{quote}»"
