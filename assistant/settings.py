@@ -136,9 +136,9 @@ class AnswerSettings:
     # "thresholds": the confidence against the two thresholds above; "both": the thresholds, then the fitted decision
     # where it is sure (its score below -fitted_margin). The decision fitted per language pair, held-out XQuAD
     # unanswerable test sample (100 questions a pair): "fitted" -> refusal .768 / 9.5% false refusals, "both" with
-    # margin 0 -> .797 / 11.8%, "both" with margin 0.75 -> .543 / 7.6% (the thresholds refuse answerable
+    # margin 0 -> .797 / 11.8%, "both" with margin 0.75 -> .558 / 7.6% (the thresholds refuse answerable
     # cross-language questions the fitted decision keeps: en-ar false refusals .106 -> .182 with margin 0); seed set:
-    # .733 / 10.5%, .800 / 11.8%, .733 / 10.5%. All 2,310 test questions, "fitted": .713 / 11.3% (the decision per
+    # .733 / 10.5%, .800 / 11.8%, .733 / 10.5%. All 2,310 test questions, "fitted": .719 / 11.4% (the decision per
     # family with "both" and margin 0.75 before it: .572 / 9.1%)
     decision: str = "fitted"
     # (decision "both" only) the decision fitted per family for the 12-layer reader, seed set: 0 -> refusal .800 with

@@ -228,8 +228,10 @@ def _anchors_missing(question: str, passage: str) -> float:
     if not numbers and not skeletons:
         return 0.0
     p_tokens = set(tokenize(passage))
-    p_skeletons = {name_skeleton(w) for w in _WORDS.findall(passage)}
-    p_skeletons |= {a + b for a, b in zip(list(p_skeletons), list(p_skeletons)[1:])}
+    # each word's skeleton, and each two neighbouring words' together (نيو كاسل ~ Newcastle); neighbours in the
+    # passage, not in a set's order, which changes from one process to the next
+    words = [name_skeleton(w) for w in _WORDS.findall(passage)]
+    p_skeletons = set(words) | {a + b for a, b in zip(words, words[1:])}
     found = sum(1 for n in numbers if n in p_tokens)
     found += sum(1 for s in skeletons if s in p_skeletons or any(_near(s, p) for p in p_skeletons if len(p) >= 3))
     return 1.0 - found / (len(numbers) + len(skeletons))
