@@ -136,22 +136,30 @@ def carry_over(short: str) -> str:
 _MONTHS = {
     "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December"],
-    "ar": ["يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر"],
+    "ar": ["يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر",
+           "ديسمبر"],
 }
 _DAYS = {
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
     "ar": ["الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"],
 }
-_NAMES: dict[str, tuple[str, int]] = {}  # a name as written (lower case) -> ("month" | "day", index)
-for _kind, _table in (("month", _MONTHS), ("day", _DAYS)):
-    for _names in _table.values():
-        for _i, _name in enumerate(_names):
-            _NAMES[_name.lower()] = (_kind, _i)
-_NAMES.update({name: ("month", i) for i, names in enumerate([
-    ["كانون الثاني"], ["شباط"], ["آذار", "اذار"], ["نيسان", "ابريل"], ["أيار", "ايار"], ["حزيران"], ["تموز"],
-    ["آب", "اب", "اغسطس"], ["أيلول", "ايلول"], ["تشرين الأول", "تشرين الاول", "اكتوبر"], ["تشرين الثاني"],
-    ["كانون الأول", "كانون الاول"]]) for name in names})
-_NAMES.update({"الإثنين": ("day", 0), "الاربعاء": ("day", 2), "الاحد": ("day", 6)})
+# other ways of writing them: the Levantine month names, and without hamza
+_OTHER_MONTHS = [["كانون الثاني"], ["شباط"], ["آذار", "اذار"], ["نيسان", "ابريل"], ["أيار", "ايار"], ["حزيران"],
+                 ["تموز"], ["آب", "اب", "اغسطس"], ["أيلول", "ايلول"], ["تشرين الأول", "تشرين الاول", "اكتوبر"],
+                 ["تشرين الثاني"], ["كانون الأول", "كانون الاول"]]
+_OTHER_DAYS = {"الإثنين": 0, "الاربعاء": 2, "الاحد": 6}
+
+
+def _date_names() -> dict[str, tuple[str, int]]:
+    """A month or weekday name as written (English in lower case) -> ("month" | "day", its index)."""
+    out = {name.lower(): (kind, i) for kind, table in (("month", _MONTHS), ("day", _DAYS))
+           for names in table.values() for i, name in enumerate(names)}
+    out.update({name: ("month", i) for i, names in enumerate(_OTHER_MONTHS) for name in names})
+    out.update({name: ("day", i) for name, i in _OTHER_DAYS.items()})
+    return out
+
+
+_NAMES = _date_names()
 _NAMES_AS_WRITTEN = [name for name in _NAMES if not name.isascii()] + [
     name for table in (_MONTHS, _DAYS) for name in table["en"]]  # English names capitalised ("may" is no month)
 _DATE_PART = re.compile(r"(?<![\w])(?:" + "|".join(sorted(map(re.escape, _NAMES_AS_WRITTEN), key=len, reverse=True))
