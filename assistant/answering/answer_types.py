@@ -18,8 +18,8 @@ import unicodedata
 
 from ..normalize import detect_language, normalize, tokenize
 
-__all__ = ["AR_NUMBER_WORD", "QUESTION_TYPES", "STRICT_TYPES", "holds_type", "key_terms", "plain_question",
-           "question_type"]
+__all__ = ["AR_NUMBER_WORD", "MONTHS", "MONTHS_WITHOUT_HAMZA", "QUESTION_TYPES", "STRICT_TYPES", "WEEKDAYS",
+           "holds_type", "key_terms", "plain_question", "question_type"]
 
 STRICT_TYPES = ("number", "amount", "date")  # kinds whose answer is recognisable in the text
 QUESTION_TYPES = ("number", "amount", "date", "person", "organisation", "place", "yes/no", "definition", "other")
@@ -89,6 +89,20 @@ def question_type(question: str) -> str:
              for m in [rx.search(text)] if m]
     return min(found)[2] if found else "other"
 
+
+# the names of months and weekdays in both languages, in calendar order (``short_answer`` finds dates by the months;
+# ``compose`` carries a date's names into the other language)
+MONTHS = {
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"],
+    "ar": ["يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر",
+           "ديسمبر"],
+}
+MONTHS_WITHOUT_HAMZA = {"ابريل": 3, "اغسطس": 7, "اكتوبر": 9}  # name -> its index in MONTHS
+WEEKDAYS = {
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+    "ar": ["الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"],
+}
 
 _DIGIT = re.compile(r"[0-9٠-٩۰-۹]")
 # an Arabic number word as a whole word (with a prefix ال/و/ب and its endings): not the start of another word, as

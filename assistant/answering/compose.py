@@ -30,6 +30,7 @@ import re
 from typing import Sequence
 
 from ..chunk import split_clauses
+from .answer_types import MONTHS, MONTHS_WITHOUT_HAMZA, WEEKDAYS
 from .messages import CROSS_LINGUAL_LEAD, VERDICT
 
 __all__ = ["QUOTE_CHARS", "carry_date", "carry_over", "compose", "quote_span", "quote_windows"]
@@ -133,35 +134,26 @@ def carry_over(short: str) -> str:
 
 # the names of months and weekdays: a date carries them into the other language as it carries its numbers (a closed
 # list, not a translation: الجمعة is Friday, مارس/آذار is March)
-_MONTHS = {
-    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"],
-    "ar": ["يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر",
-           "ديسمبر"],
-}
-_DAYS = {
-    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-    "ar": ["الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"],
-}
-# other ways of writing them: the Levantine month names, and without hamza
-_OTHER_MONTHS = [["كانون الثاني"], ["شباط"], ["آذار", "اذار"], ["نيسان", "ابريل"], ["أيار", "ايار"], ["حزيران"],
-                 ["تموز"], ["آب", "اب", "اغسطس"], ["أيلول", "ايلول"], ["تشرين الأول", "تشرين الاول", "اكتوبر"],
-                 ["تشرين الثاني"], ["كانون الأول", "كانون الاول"]]
+# other ways of writing the months: the Levantine names (with and without hamza)
+_LEVANTINE_MONTHS = [["كانون الثاني"], ["شباط"], ["آذار", "اذار"], ["نيسان"], ["أيار", "ايار"], ["حزيران"], ["تموز"],
+                     ["آب", "اب"], ["أيلول", "ايلول"], ["تشرين الأول", "تشرين الاول"], ["تشرين الثاني"],
+                     ["كانون الأول", "كانون الاول"]]
 _OTHER_DAYS = {"الإثنين": 0, "الاربعاء": 2, "الاحد": 6}
 
 
 def _date_names() -> dict[str, tuple[str, int]]:
     """A month or weekday name as written (English in lower case) -> ("month" | "day", its index)."""
-    out = {name.lower(): (kind, i) for kind, table in (("month", _MONTHS), ("day", _DAYS))
+    out = {name.lower(): (kind, i) for kind, table in (("month", MONTHS), ("day", WEEKDAYS))
            for names in table.values() for i, name in enumerate(names)}
-    out.update({name: ("month", i) for i, names in enumerate(_OTHER_MONTHS) for name in names})
+    out.update({name: ("month", i) for i, names in enumerate(_LEVANTINE_MONTHS) for name in names})
+    out.update({name: ("month", i) for name, i in MONTHS_WITHOUT_HAMZA.items()})
     out.update({name: ("day", i) for name, i in _OTHER_DAYS.items()})
     return out
 
 
 _NAMES = _date_names()
 _NAMES_AS_WRITTEN = [name for name in _NAMES if not name.isascii()] + [
-    name for table in (_MONTHS, _DAYS) for name in table["en"]]  # English names capitalised ("may" is no month)
+    name for table in (MONTHS, WEEKDAYS) for name in table["en"]]  # English names capitalised ("may" is no month)
 _DATE_PART = re.compile(r"(?<![\w])(?:" + "|".join(sorted(map(re.escape, _NAMES_AS_WRITTEN), key=len, reverse=True))
                         + r")(?![\w])|" + _CARRY.pattern)
 
@@ -176,7 +168,7 @@ def carry_date(short: str, language: str) -> str:
             part, kind = m.group().rstrip(".,٫٬:-"), "number"
         else:
             kind, i = found
-            table = _MONTHS if kind == "month" else _DAYS
+            table = MONTHS if kind == "month" else WEEKDAYS
             part = table.get(language, table["en"])[i]
         if part and (not out or out[-1][0] != part):
             out.append((part, kind))

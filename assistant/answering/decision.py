@@ -139,7 +139,7 @@ class Decision:
         x["_kind"] = kind
         x["_passage_holds"] = holds_type(kind, candidate.passage.text) if kind == "amount" else True  # see decide
         # the words named in a refusal's reason, as the question writes them (الدولة, not the token دوله)
-        written = _as_written(question)
+        written = _as_written(question) if missing else {}
         x["_missing"] = [written.get(t, t) for t in missing]
         x["_never"] = [written.get(t, t) for t in never]
         return x

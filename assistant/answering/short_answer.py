@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 from ..chunk import split_clauses
 from ..normalize import STOPWORDS, detect_language, light_stem, normalize, strip_arabic_prefix, tokenize
 from .agreement import _near, name_skeleton
-from .answer_types import AR_NUMBER_WORD, holds_type, plain_question
+from .answer_types import AR_NUMBER_WORD, MONTHS, MONTHS_WITHOUT_HAMZA, holds_type, plain_question
 
 __all__ = ["MAX_SHORT_CHARS", "context_texts", "short_span", "yes_no"]
 
@@ -30,8 +30,7 @@ _STRICT = ("number", "amount", "date")
 # digits (11،600, as Arabic Wikipedia writes it; "1990، 2000" is a list)
 _DIGITS = "[0-9٠-٩۰-۹]"
 _NUM = rf"{_DIGITS}+(?:[.,٫٬]{_DIGITS}+|،{_DIGITS}{{3}}(?!{_DIGITS}))*%?"
-_MONTHS = (r"(?:january|february|march|april|may|june|july|august|september|october|november|december|يناير|"
-           r"فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|اغسطس|سبتمبر|أكتوبر|اكتوبر|نوفمبر|ديسمبر)")
+_MONTHS = "(?:" + "|".join(MONTHS["en"] + MONTHS["ar"] + list(MONTHS_WITHOUT_HAMZA)) + ")"  # (regexes IGNORECASE)
 # what follows a year and belongs to it: its era or "years ago" (500 BC, 9000 BP, 22,000 years ago, 622 م, 300 ق.م)
 _ERA = (r"(?:\s*(?:(?-i:BCE|BC|B\.C\.|AD|A\.D\.|CE|BP)|years ago|ق\.\s?م\.?|قبل الميلاد|بعد الميلاد|قبل الحاضر|"
         r"سنة مضت|عام مضى|م)(?![^\W_]))?")
@@ -211,8 +210,9 @@ def short_span(question: str, kind: str, text: str, proposed: tuple[int, int] | 
 
 # a word right before a place that says where relative to it (seed: Iranians "يعيشون خارج إيران" live outside Iran,
 # and the reader's span was إيران; XQuAD: "near Millingen aan de Rijn")
-_LOCATIVE_BEFORE = re.compile(r"(?<![\w-])(?:(?:outside|inside|near|beyond|across|(?:north|south|east|west)(?:-?(?:east|west))?"
-                              r"(?:ern)?\s+of)|(?:[وف]?(?:ب?ال)?(?:خارج|داخل|قرب|شمال|جنوب|شرق|غرب|وسط)(?:ي)?)"
+_LOCATIVE_BEFORE = re.compile(r"(?<![\w-])(?:(?:outside|inside|near|beyond|across"
+                              r"|(?:north|south|east|west)(?:-?(?:east|west))?(?:ern)?\s+of)"
+                              r"|(?:[وف]?(?:ب?ال)?(?:خارج|داخل|قرب|شمال|جنوب|شرق|غرب|وسط)(?:ي)?)"
                               r"|(?:بالقرب|على مقربة)\s+من)\s+$", re.IGNORECASE)
 
 
