@@ -85,6 +85,16 @@ def test_spans_are_exact_offsets_into_the_candidate(reader, test_items):
             assert r.short_start == 0 or not (c[r.short_start - 1].isalnum() and c[r.short_start].isalnum())
             assert r.short_end == len(c) or not (c[r.short_end - 1].isalnum() and c[r.short_end].isalnum())
             assert 0.0 <= r.p_answer <= 1.0 and 0.0 <= r.span_score <= 1.0
+            # the most probable spans: distinct, best first, the chosen one first, each of whole words
+            spans = [(a, b) for a, b, _ in r.alternatives]
+            assert 1 <= len(spans) <= 10 and len(set(spans)) == len(spans)
+            assert spans[0] == (r.short_start, r.short_end)
+            log_ps = [v for _, _, v in r.alternatives]
+            assert log_ps == sorted(log_ps, reverse=True) and log_ps[0] <= 0.0
+            for a, b in spans:
+                assert 0 <= a < b <= len(c) and c[a:b] == c[a:b].strip()
+                assert a == 0 or not (c[a - 1].isalnum() and c[a].isalnum())
+                assert b == len(c) or not (c[b - 1].isalnum() and c[b].isalnum())
     assert reader.score("anything?", []) == []
 
 

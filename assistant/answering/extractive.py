@@ -31,7 +31,7 @@ from .base import AnswerContext, Answerer
 from .compose import compose, quote_span, quote_windows
 from .decision import Decision
 from .messages import REFUSAL
-from .short_answer import context_texts, short_span, yes_no
+from .short_answer import context_texts, least_repeated, short_span, yes_no
 from .registry import BackendKind, BackendSpec, BuildContext, register_backend
 
 __all__ = ["Candidate", "ExtractiveAnswerer"]
@@ -199,8 +199,10 @@ class ExtractiveAnswerer(Answerer):
         def similarity(texts: list[str]) -> np.ndarray:  # of a few words of the sentence to the question
             return self.sentence_cache(texts) @ qv
 
-        span = short_span(question, kind, cand.text, (read.short_start, read.short_end) if read else None,
-                          context_score=similarity)
+        proposed = (read.short_start, read.short_end) if read else None
+        if read is not None and cand.language == context.language and self.params.repeat_penalty > 0:
+            proposed = least_repeated(question, cand.text, read.alternatives, self.params.repeat_penalty) or proposed
+        span = short_span(question, kind, cand.text, proposed, context_score=similarity)
         verdict = None
         if kind == "yes/no":  # "No" and the key phrase that says so: لم تكن ناجحة
             verdict, span = yes_no(question, cand.text, span, context_score=similarity,

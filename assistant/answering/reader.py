@@ -5,7 +5,8 @@ sentence are read together (``<s> question </s></s> sentence </s>``) and one for
 
 * ``p_answer``: the probability that the sentence answers the question (relevance and answerability),
 * start/end logits over the sentence's tokens, decoded into the best short span (at most ``MAX_SPAN_TOKENS``),
-  returned as exact character offsets into the candidate string.
+  returned as exact character offsets into the candidate string, with the next most probable spans
+  (``ReaderResult.alternatives``) for the answer stage to choose from.
 
 The trained part is small: LoRA matrices for the attention and feed-forward weights of the kept layers and two
 linear heads, stored in ``adapter.safetensors`` next to ``meta.json`` (see ``assistant/calibration/train_reader.py``).
@@ -15,7 +16,7 @@ safetensors and numpy (no peft) and nothing from a hub: the base e5 folder and t
 The reader runs on the embedding engine's runtime (:func:`load_reader`): :class:`Reader` on torch, or
 :class:`OnnxReader` on ONNX Runtime, from an export of the same weights made once into the cache folder
 (``answering.reader_onnx``; no torch is imported). Both tokenise with ``encode_pairs`` and decode with
-``decode_span``.
+``decode_span`` (and ``span_alternatives``).
 
 Usage::
 
@@ -40,6 +41,7 @@ from ..embed.torch_engine import torch_threads
 from ..errors import BackendError
 
 __all__ = ["BaseReader", "OnnxReader", "Reader", "ReaderResult", "ReaderNet", "encode_pairs", "decode_span",
+           "span_alternatives",
            "ADAPTER_FILE", "META_FILE", "LORA_TARGETS", "MAX_LENGTH", "MAX_QUESTION_TOKENS", "MAX_SPAN_TOKENS",
            "default_base_folder", "load_reader"]
 
@@ -61,6 +63,8 @@ class ReaderResult:
     short_start: int  # the short answer: candidate[short_start:short_end]
     short_end: int
     span_score: float  # probability of that span under the start/end distributions (0..1)
+    # the most probable distinct spans, the chosen one first: (start, end, log-probability)
+    alternatives: tuple[tuple[int, int, float], ...] = ()
 
 
 def default_base_folder(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -197,6 +201,44 @@ def decode_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[
     n = len(offsets)
     if n == 0 or not text:
         return 0, len(text), 0.0
+    grid = _span_grid(start_logits, end_logits, n, cand_pos, max_tokens)
+    best = int(np.argmax(grid))
+    bi, bj = divmod(best, n)
+    a, b = snap_span(text, offsets[bi][0], offsets[bj][1])
+    if a >= b:
+        a, b = snap_span(text, 0, len(text))
+    return a, b, float(np.exp(grid[bi, bj]))
+
+
+ALTERNATIVES = 10  # spans the answer stage may choose from (their log-probabilities fall fast after the first few)
+
+
+def span_alternatives(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tuple[int, int]], text: str,
+                      cand_pos: int, count: int = ALTERNATIVES, max_tokens: int = MAX_SPAN_TOKENS
+                      ) -> tuple[tuple[int, int, float], ...]:
+    """The ``count`` most probable distinct spans of one candidate, widened to whole words, best first: (start,
+    end, log-probability under the start and end distributions)."""
+    n = len(offsets)
+    if n == 0 or not text:
+        return ()
+    grid = _span_grid(start_logits, end_logits, n, cand_pos, max_tokens)
+    out: dict[tuple[int, int], float] = {}
+    for flat in np.argsort(grid, axis=None, kind="stable")[::-1][: count * 4]:  # several tokens snap to one span
+        bi, bj = divmod(int(flat), n)
+        if not np.isfinite(grid[bi, bj]):
+            break
+        a, b = snap_span(text, offsets[bi][0], offsets[bj][1])
+        if a < b and (a, b) not in out:
+            out[(a, b)] = float(grid[bi, bj])
+            if len(out) == count:
+                break
+    return tuple((a, b, v) for (a, b), v in out.items())
+
+
+def _span_grid(start_logits: np.ndarray, end_logits: np.ndarray, n: int, cand_pos: int, max_tokens: int
+               ) -> np.ndarray:
+    """log p(start = i) + log p(end = j) over the candidate's ``n`` tokens; -inf where j < i or the span is longer
+    than ``max_tokens``."""
     s = start_logits[cand_pos:cand_pos + n].astype(np.float64)
     e = end_logits[cand_pos:cand_pos + n].astype(np.float64)
     s = s - s.max() - np.log(np.exp(s - s.max()).sum())
@@ -204,12 +246,7 @@ def decode_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[
     grid = s[:, None] + e[None, :]
     i, j = np.indices(grid.shape)
     grid[(j < i) | (j - i >= max_tokens)] = -np.inf
-    best = int(np.argmax(grid))
-    bi, bj = divmod(best, n)
-    a, b = snap_span(text, offsets[bi][0], offsets[bj][1])
-    if a >= b:
-        a, b = snap_span(text, 0, len(text))
-    return a, b, float(np.exp(grid[bi, bj]))
+    return grid
 
 
 READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
@@ -265,7 +302,8 @@ class BaseReader:
         out = []
         for k, text in enumerate(candidates):
             a, b, span_p = decode_span(start[k], end[k], enc["offsets"][k], text, enc["cand_pos"])
-            out.append(ReaderResult(float(p[k]), a, b, span_p))
+            others = span_alternatives(start[k], end[k], enc["offsets"][k], text, enc["cand_pos"])
+            out.append(ReaderResult(float(p[k]), a, b, span_p, others))
         return out
 
 

@@ -7,6 +7,10 @@ closest to the question (``context_score``: the embedding similarity of a few wo
 languages), or else the one nearest the reader's span; a range and a share stay whole ("six to nine percent").
 "Who is X" and "what is X" take what the sentence says of X; other questions take the reader's span on whole words.
 Without a reader they get no short answer (the quote alone answers). Spans are character offsets into the sentence.
+
+When question and sentence share a language, the reader's span is first chosen among its most probable ones
+(``least_repeated``) so that it restates as little of the question as it can: "What flows between Bingen and Bonn?"
+is answered by "the Middle Rhine", not "the Middle Rhine flows through the Rhine Gorge".
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from ..normalize import STOPWORDS, detect_language, light_stem, normalize, strip
 from .agreement import _near, name_skeleton
 from .answer_types import AR_NUMBER_WORD, MONTHS, MONTHS_WITHOUT_HAMZA, holds_type, plain_question
 
-__all__ = ["MAX_SHORT_CHARS", "context_texts", "short_span", "yes_no"]
+__all__ = ["MAX_SHORT_CHARS", "context_texts", "least_repeated", "short_span", "yes_no"]
 
 MAX_SHORT_CHARS = 80  # a longer span is no short answer: the quote answers alone
 # a reader's span of the kind asked for longer than this many words is cut to its number (and noun): "4 حسابات
@@ -392,3 +396,24 @@ def yes_no(question: str, text: str, span: tuple[int, int] | None,
                                          keep=1)
         end = first + words[-1].end() if words else b
     return verdict, _snap(text, first, end) or _snap(text, a, b) or (a, b)
+
+
+def least_repeated(question: str, text: str, alternatives: Sequence[tuple[int, int, float]], weight: float
+                   ) -> tuple[int, int] | None:
+    """Among the reader's ``alternatives`` in ``text`` ((start, end, log-probability), same language as the
+    question), the span with the highest log-probability less ``weight`` x the share of its content words (as
+    ``tokenize`` folds them) that the question holds: an answer seldom restates its question. A span of stopwords
+    alone ("لا سيما", "such as") says nothing new either and counts as wholly repeated. None without
+    alternatives."""
+    if not alternatives:
+        return None
+    asked = set(tokenize(question))
+
+    def value(alternative: tuple[int, int, float]) -> float:
+        a, b, log_p = alternative
+        words = tokenize(text[a:b])
+        share = sum(w in asked for w in words) / len(words) if words else 1.0
+        return log_p - weight * share
+
+    a, b, _ = max(alternatives, key=value)
+    return a, b
