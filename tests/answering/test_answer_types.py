@@ -113,6 +113,16 @@ def test_evidence_holds_the_kind_asked_for(kind, yes, no):
     # a score proposed for "who": no short answer, in either language
     ("person", "هزم البرونكوس فريق بيتسبرغ ستيلرز في الجولة الفاصلة، 23–16، بتسجيله 11 نقطة.", "23–16", None),
     ("organisation", "The Broncos beat the Steelers 23–16 in the divisional round.", "23–16", None),
+    # never half a pair of quotation marks or brackets: the partner right outside is taken in, else the span is cut
+    ("other", 'Inequality follows wars and "violent economic and political shocks" in history.',
+     'wars and "violent economic and political shocks', 'wars and "violent economic and political shocks"'),
+    ("organisation", "وبحسب موقع \"سي إن إن\" الأمريكي، أرسلت اللجنة تحذيرا", 'سي إن إن" الأمريكي', "سي إن إن"),
+    ("organisation", "It was formed by the Taskforce on Abortion and Sexuality (TUMAS) in 1987.",
+     "Taskforce on Abortion and Sexuality (TUMAS", "Taskforce on Abortion and Sexuality (TUMAS)"),
+    ("other", "He played for MLB (Los Angeles Dodgers, then others) for years.", "MLB (Los Angeles Dodgers", "MLB"),
+    ("number", "Forty-one of them scored (118) points.", "118)", "118"),
+    ("other", 'It is known as "the Romantic Rhine" today.', '"the Romantic Rhine', "the Romantic Rhine"),
+    ("other", "أو حتى شيلدتâ€“ميوزâ€“الراين وغيرها", "شيلدتâ€“ميوزâ€“الراين", "شيلدتâ€“ميوزâ€“الراين"),  # no mark
 ])
 def test_short_answers(kind, text, proposed, expected):
     span = None
