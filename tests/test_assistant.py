@@ -93,6 +93,10 @@ def test_english_questions_over_arabic_text(seed_assistant, question, forms):
     # "outside Iran", not "Iran"
     ("أين يعيش الإيرانيون البارزون المستهدفون؟", "place", "خارج إيران"),
     ("Where do the prominent Iranians who were targeted live?", "place", "خارج إيران"),
+    # the reader's most probable span runs over most of the sentence: its next one that fits answers
+    ("إلى من وجّهت هيئة الحزب الديمقراطي إنذارها؟", "other", "حملات مرشحي الحزب المحتملين"),
+    # half of a pair of quotation marks is left out: not سي إن إن" الأمريكي
+    ("بحسب أي موقع أرسلت اللجنة الوطنية للحزب الديمقراطي تحذيرا أمنيا؟", "other", "سي إن إن"),
 ])
 def test_each_kind_of_question_gets_its_short_answer_in_both_languages(seed_assistant, question, kind, short):
     """The seed article read by the shipped reader: the short answer of each kind asked for, an exact span of the

@@ -200,8 +200,9 @@ class ExtractiveAnswerer(Answerer):
             return self.sentence_cache(texts) @ qv
 
         proposed = (read.short_start, read.short_end) if read else None
-        if read is not None and cand.language == context.language and self.params.repeat_penalty > 0:
-            proposed = least_repeated(question, cand.text, read.alternatives, self.params.repeat_penalty) or proposed
+        if read is not None:
+            weight = self.params.repeat_penalty if cand.language == context.language else 0.0
+            proposed = least_repeated(question, cand.text, read.alternatives, weight) or proposed
         span = short_span(question, kind, cand.text, proposed, context_score=similarity)
         verdict = None
         if kind == "yes/no":  # "No" and the key phrase that says so: لم تكن ناجحة

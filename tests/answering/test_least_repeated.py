@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant
-from assistant.answering.short_answer import least_repeated
+from assistant.answering.short_answer import ALTERNATIVE_MARGIN, least_repeated
 
 XQUAD = Path(__file__).resolve().parents[3] / "shared" / "eval" / "xquad" / "documents"
 RHINE = "xq41_Rhine.txt"  # an article of the reader's held-back dev articles (train half of eval/xquad_split.json)
@@ -31,6 +31,19 @@ def test_a_slightly_less_probable_span_that_repeats_less_of_the_question_wins():
     assert least_repeated(question, TEXT, [long, short], 0.0) == long[:2]
     assert least_repeated(question, TEXT, [long, _span(TEXT, "the Middle Rhine", -6.0)], 4.0) == long[:2]
     assert least_repeated(question, TEXT, [], 4.0) is None
+
+
+def test_a_span_too_long_to_be_a_short_answer_is_passed_over_in_every_pair():
+    sentence = ("Between Bingen and Bonn, the Middle Rhine flows through the Rhine Gorge, a formation which was "
+                "created by erosion over a very long time, and is known today as the Romantic Rhine.")
+    most = _span(sentence, sentence[:-1], -0.2)  # all of it
+    name = _span(sentence, "the Romantic Rhine", -1.9)
+    for weight in (4.0, 0.0):  # the same language, or across languages (no words compared)
+        assert least_repeated("What is the gorge known as?", sentence, [most, name], weight) == name[:2]
+    assert least_repeated("What is the gorge known as?", sentence, [most], 0.0) is None
+    # a span far less probable than the reader's best is no answer either
+    unlikely = _span(sentence, "the Romantic Rhine", -0.2 - ALTERNATIVE_MARGIN - 0.1)
+    assert least_repeated("What is the gorge known as?", sentence, [most, unlikely], 0.0) is None
 
 
 def test_a_span_of_stopwords_alone_counts_as_wholly_repeated():
