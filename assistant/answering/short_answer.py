@@ -66,13 +66,18 @@ _NAME_THEN_MORE = re.compile(r"([A-Z][\w'’.-]*(?:\s+(?:(?:of|de|da|van|von|bin
 _NUMBER_WORDS = re.compile(_NUMBER_WORD, re.IGNORECASE)
 
 
+_CURRENCY_SIGNS = "$€£¥"
+_DIGIT_AT = re.compile(r"\s?[0-9٠-٩۰-۹]")
+
+
 def _snap(text: str, a: int, b: int) -> tuple[int, int] | None:
-    """``text[a:b]`` widened to whole words and trimmed of spaces and punctuation at its ends."""
+    """``text[a:b]`` widened to whole words and trimmed of spaces and punctuation at its ends (a currency sign
+    before a number stays: "$5 million")."""
     while a > 0 and (text[a - 1].isalnum() or text[a - 1] in "'’" or _mark(text[a - 1])):
         a -= 1
     while b < len(text) and (text[b].isalnum() or text[b] in "'’" or _mark(text[b])):
         b += 1
-    while a < b and not text[a].isalnum():
+    while a < b and not text[a].isalnum() and not (text[a] in _CURRENCY_SIGNS and _DIGIT_AT.match(text, a + 1)):
         a += 1
     while b > a and not text[b - 1].isalnum() and text[b - 1] not in "%)" and not _mark(text[b - 1]):
         b -= 1
@@ -90,7 +95,8 @@ def _expressions(kind: str, text: str) -> list[tuple[int, int]]:
         return [m.span() for m in _DATE.finditer(text)]
     out = []
     for m in list(_NUMBER.finditer(text)) + list(_NUMBER_WORDS.finditer(text)):
-        out.append(_with_noun(text, m.start(), m.end()))
+        a, b = _with_noun(text, m.start(), m.end())
+        out.append((a - 1 if a > 0 and text[a - 1] in _CURRENCY_SIGNS else a, b))  # with its currency sign: $5
     return sorted(set(out))
 
 
@@ -148,8 +154,11 @@ def _counted(question: str, found: list[tuple[int, int]], text: str) -> list[tup
 def _choices(question: str, kind: str, text: str
              ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
     """The expressions of ``kind`` in ``text``, those with the noun the question counts, and the ones to tell apart
-    by their context (empty when one is counted or there is only one)."""
+    by their context (empty when one is counted or there is only one). For an amount, the numbers of money only,
+    when the sentence has any ("$5 million", not "five years")."""
     found = [f for f in (_snap(text, *e) for e in _expressions(kind, text)) if f]
+    if kind == "amount":
+        found = [f for f in found if holds_type("amount", text[f[0]:f[1]])] or found
     counted = _counted(question, found, text) if kind != "date" else []
     pool = (counted or found) if len(counted) != 1 and len(found) > 1 else []
     return found, counted, pool

@@ -113,6 +113,10 @@ def test_evidence_holds_the_kind_asked_for(kind, yes, no):
     # a score proposed for "who": no short answer, in either language
     ("person", "هزم البرونكوس فريق بيتسبرغ ستيلرز في الجولة الفاصلة، 23–16، بتسجيله 11 نقطة.", "23–16", None),
     ("organisation", "The Broncos beat the Steelers 23–16 in the divisional round.", "23–16", None),
+    # an amount is a number of money when the sentence has one, with its currency sign
+    ("amount", 'It would have been renamed "ABC-DuMont" for five years, and DuMont would have received $5 million in '
+     'cash', "five years", "$5 million"),
+    ("amount", "The fine was €3.5 million.", "3.5 million", "€3.5 million"),
     # never half a pair of quotation marks or brackets: the partner right outside is taken in, else the span is cut
     ("other", 'Inequality follows wars and "violent economic and political shocks" in history.',
      'wars and "violent economic and political shocks', 'wars and "violent economic and political shocks"'),
