@@ -81,6 +81,9 @@ def test_english_questions_over_arabic_text(seed_assistant, question, forms):
     ("How many accounts were compromised?", "number", "4"),
     ("متى فضحت مايكروسوفت محاولة القرصنة؟", "date", "الجمعة"),
     ("When did Microsoft expose the hacking attempt?", "date", "الجمعة"),
+    # a day of the week: the sentence that names one (another with a month scores as high), and the name
+    ("في أي يوم من الأسبوع فضحت مايكروسوفت محاولة القرصنة؟", "date", "الجمعة"),
+    ("On what day of the week did Microsoft expose the hacking attempt?", "date", "الجمعة"),
     # who is X: what the article says of him; who did Y: the name
     ("من هو توم بيرت؟", "person", "نائب رئيس مايكروسوفت لثقة العملاء وأمانهم"),
     ("Who is Tom Burt?", "person", "نائب رئيس مايكروسوفت لثقة العملاء وأمانهم"),

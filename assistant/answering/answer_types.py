@@ -19,7 +19,7 @@ import unicodedata
 from ..normalize import detect_language, normalize, tokenize
 
 __all__ = ["AR_NUMBER_WORD", "MONTHS", "MONTHS_WITHOUT_HAMZA", "QUESTION_TYPES", "STRICT_TYPES", "WEEKDAYS",
-           "holds_type", "key_terms", "plain_question", "question_type"]
+           "asks_weekday", "holds_type", "weekday_spans", "key_terms", "plain_question", "question_type"]
 
 STRICT_TYPES = ("number", "amount", "date")  # kinds whose answer is recognisable in the text
 QUESTION_TYPES = ("number", "amount", "date", "person", "organisation", "place", "yes/no", "definition", "other")
@@ -127,6 +127,22 @@ _CURRENCY = re.compile(
     r"|(?<!\w)(?:و|ب|ل|ف)?(?:ال|لل)?(?:دولار|يورو|جنيه|ريال|درهم|دراهم|دينار|دنانير|ليرة|ليره|ليرات|فرنك|مليون|"
     r"ملايين|مليار|مليارات)(?:ات|ا|ان|ين|ًا)?(?!\w)|(?<!\w)(?:ال)?ين(?!\w)", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
+
+
+# a question for a day of the week (a date question whose answer is a weekday name: الجمعة, Friday)
+_ASKS_WEEKDAY = re.compile(r"\bday of the week\b|(?<!\w)يوم من (?:أيام )?(?:الأسبوع|الاسبوع)(?!\w)", re.IGNORECASE)
+_WEEKDAY = re.compile(r"\b(?P<en>" + "|".join(WEEKDAYS["en"]) + r")\b|(?<!\w)(?:و|ب|وب)?(?P<ar>" + "|".join(
+    WEEKDAYS["ar"] + ["الاربعاء", "الاحد", "الإثنين", "الجمعه"]) + r")(?!\w)", re.IGNORECASE)
+
+
+def asks_weekday(question: str) -> bool:
+    """Whether ``question`` asks for a day of the week ("On what day of the week ...", في أي يوم من الأسبوع)."""
+    return bool(_ASKS_WEEKDAY.search(plain_question(question)))
+
+
+def weekday_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` names a day of the week (offsets, the name without a prefix و / ب)."""
+    return [m.span("en") if m.group("en") else m.span("ar") for m in _WEEKDAY.finditer(text)]
 
 
 def holds_type(kind: str, text: str) -> bool:

@@ -26,7 +26,7 @@ from ..embed import PassageVectorCache
 from ..normalize import detect_language, tokenize
 from ..settings import AnswerSettings
 from ..types import Answer, Citation, ScoredChunk, ShortAnswer
-from .answer_types import STRICT_TYPES, holds_type, question_type
+from .answer_types import STRICT_TYPES, asks_weekday, holds_type, question_type, weekday_spans
 from .base import AnswerContext, Answerer
 from .compose import compose, quote_span, quote_windows
 from .decision import Decision
@@ -187,7 +187,10 @@ class ExtractiveAnswerer(Answerer):
         best = 0
         if reads:  # the reader's verdict moves a sentence up when it is sure enough
             combined = [f["score"] + self.params.w_reader * r.p_answer for f, r in zip(top, reads)]
-            best = max(range(len(top)), key=lambda i: combined[i])
+            choices = range(len(top))
+            if asks_weekday(question):  # "On what day of the week ...": a sentence that names one
+                choices = [i for i in choices if weekday_spans(top[i]["candidate"].text)] or choices
+            best = max(choices, key=lambda i: combined[i])
         f = top[best]
         cand, score = f["candidate"], f["score"]
         # the sentences the reader read and finds clearly worse than the chosen one are not quoted after it

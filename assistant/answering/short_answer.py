@@ -22,7 +22,8 @@ from typing import Callable, Sequence
 from ..chunk import split_clauses
 from ..normalize import STOPWORDS, detect_language, light_stem, normalize, strip_arabic_prefix, tokenize
 from .agreement import _near, name_skeleton
-from .answer_types import AR_NUMBER_WORD, MONTHS, MONTHS_WITHOUT_HAMZA, holds_type, plain_question
+from .answer_types import (AR_NUMBER_WORD, MONTHS, MONTHS_WITHOUT_HAMZA, asks_weekday, holds_type, plain_question,
+                           weekday_spans)
 
 __all__ = ["ALTERNATIVE_MARGIN", "MAX_SHORT_CHARS", "context_texts", "least_repeated", "short_span", "yes_no"]
 
@@ -208,7 +209,11 @@ def _short_span(question: str, kind: str, text: str, proposed: tuple[int, int] |
                 span = _snap(text, ranged.start(), share.end() if share else ranged.end())
             else:
                 span = _snap(text, *inside[0])
-    if span is not None and kind == "date":
+    weekdays = weekday_spans(text) if kind == "date" and asks_weekday(question) else []
+    if weekdays:  # "On what day of the week ...": the weekday the reader's span holds, or the one nearest it
+        centre = (span[0] + span[1]) / 2 if span else 0.0
+        span = min(weekdays, key=lambda w: (not (span and span[0] <= w[0] < span[1]), abs((w[0] + w[1]) / 2 - centre)))
+    elif span is not None and kind == "date":
         span = _date_in(text, span)
     if span is None or _too_long(text, span):
         return None

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from assistant.answering.answer_types import holds_type, question_type
+from assistant.answering.answer_types import asks_weekday, holds_type, question_type, weekday_spans
 from assistant.answering.compose import compose, quote_span
 from assistant.answering.messages import CROSS_LINGUAL_LEAD as LEAD
 from assistant.answering.short_answer import short_span, yes_no
@@ -129,6 +129,7 @@ def test_evidence_holds_the_kind_asked_for(kind, yes, no):
     ("other", "أو حتى شيلدتâ€“ميوزâ€“الراين وغيرها", "شيلدتâ€“ميوزâ€“الراين", "شيلدتâ€“ميوزâ€“الراين"),  # no mark
 ])
 def test_short_answers(kind, text, proposed, expected):
+    """(The question is "q": no noun counted, no day of the week asked for.)"""
     span = None
     if proposed is not None:
         i = text.index(proposed)
@@ -350,3 +351,19 @@ def test_who_is_and_what_is_answer_with_what_the_sentence_says_of_x(question, te
     i = text.index(proposed)
     got = short_span(question, question_type(question), text, (i, i + len(proposed)))
     assert got is not None and text[got[0]:got[1]] == expected
+
+
+@pytest.mark.parametrize("question, weekday", [
+    ("On what day of the week did Microsoft expose the hacking attempt?", True),
+    ("في أي يوم من الأسبوع فضحت مايكروسوفت محاولة القرصنة؟", True),
+    ("في أي يوم من أيام الاسبوع تعقد الجلسة؟", True),
+    ("What day did Microsoft expose the hacking attempt?", False),  # may ask for a date: 12 March
+    ("في أي يوم من شهر مارس فضحت مايكروسوفت المحاولة؟", False),
+])
+def test_a_day_of_the_week_is_answered_by_its_name(question, weekday):
+    sentence = "وأوضحت مايكروسوفت في أغسطس/آب 2019 أن المجموعة حاولت، وكتب بيرت الجمعة، وبالاثنين نشرت التفاصيل"
+    assert asks_weekday(question) is weekday
+    assert [sentence[a:b] for a, b in weekday_spans(sentence)] == ["الجمعة", "الاثنين"]
+    month = sentence.index("أغسطس")
+    got = short_span(question, "date", sentence, (month, month + len("أغسطس")))
+    assert sentence[got[0]:got[1]] == ("الجمعة" if weekday else "أغسطس")
