@@ -3,6 +3,7 @@ is laid out — in Arabic and English."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -367,3 +368,42 @@ def test_a_day_of_the_week_is_answered_by_its_name(question, weekday):
     month = sentence.index("أغسطس")
     got = short_span(question, "date", sentence, (month, month + len("أغسطس")))
     assert sentence[got[0]:got[1]] == ("الجمعة" if weekday else "أغسطس")
+
+
+def _paragraphs_with_marks() -> list[str]:
+    folder = Path(__file__).resolve().parents[3] / "shared" / "eval" / "xquad" / "documents"
+    out = []
+    for lang in ("ar", "en"):
+        for path in sorted((folder / lang).glob("*.txt"))[:12]:
+            out += [p for p in path.read_text(encoding="utf-8").split("\n\n") if any(m in p for m in '"()«“')]
+    return out
+
+
+def test_no_span_is_left_with_half_a_pair_of_marks():
+    """Any whole-word span of real XQuAD paragraphs that hold quotation marks or brackets: the short answer made of
+    it lies inside the text, has a letter or digit, and leaves no mark unpaired."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    from assistant.answering.short_answer import _paired, _unpaired
+
+    paragraphs = _paragraphs_with_marks()
+    if not paragraphs:
+        pytest.skip("the shared XQuAD documents are not beside the checkout")
+
+    @hypothesis.settings(max_examples=400, deadline=None, derandomize=True)
+    @hypothesis.given(st.integers(0, len(paragraphs) - 1), st.data())
+    def check(k, data):
+        text = paragraphs[k]
+        words = [m.span() for m in re.finditer(r"\S+", text)]
+        i = data.draw(st.integers(0, len(words) - 1))
+        j = data.draw(st.integers(i, min(len(words) - 1, i + 12)))
+        a, b = words[i][0], words[j][1]
+        if not re.search(r"[^\W_]", text[a:b]):
+            return
+        got = _paired(text, (a, b))
+        assert 0 <= got[0] < got[1] <= len(text)
+        assert re.search(r"[^\W_]", text[got[0]:got[1]])
+        assert _unpaired(text, *got) is None, (text[a:b], text[got[0]:got[1]])
+
+    check()
