@@ -15,8 +15,8 @@ safetensors and numpy (no peft) and nothing from a hub: the base e5 folder and t
 
 The reader runs on the embedding engine's runtime (:func:`load_reader`): :class:`Reader` on torch, or
 :class:`OnnxReader` on ONNX Runtime, from an export of the same weights made once into the cache folder
-(``answering.reader_onnx``; no torch is imported). Both tokenise with ``encode_pairs`` and decode with
-``decode_span`` (and ``span_alternatives``).
+(``answering.reader_onnx``; no torch is imported). Both tokenise with ``encode_pairs`` and decode each candidate's
+span grid once into its best span (as ``decode_span``) and its most probable ones (``_ranked_spans``).
 
 Usage::
 
@@ -41,7 +41,6 @@ from ..embed.torch_engine import torch_threads
 from ..errors import BackendError
 
 __all__ = ["BaseReader", "OnnxReader", "Reader", "ReaderResult", "ReaderNet", "encode_pairs", "decode_span",
-           "span_alternatives",
            "ADAPTER_FILE", "META_FILE", "LORA_TARGETS", "MAX_LENGTH", "MAX_QUESTION_TOKENS", "MAX_SPAN_TOKENS",
            "default_base_folder", "load_reader"]
 
@@ -198,12 +197,14 @@ def decode_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[
                 cand_pos: int, max_tokens: int = MAX_SPAN_TOKENS) -> tuple[int, int, float]:
     """The best span (start <= end, at most ``max_tokens`` tokens) of one candidate: character offsets into
     ``text`` and its probability under the start and end distributions over the candidate's tokens."""
-    n = len(offsets)
-    if n == 0 or not text:
+    if not offsets or not text:
         return 0, len(text), 0.0
-    grid = _span_grid(start_logits, end_logits, n, cand_pos, max_tokens)
-    best = int(np.argmax(grid))
-    bi, bj = divmod(best, n)
+    return _best_span(_span_grid(start_logits, end_logits, len(offsets), cand_pos, max_tokens), offsets, text)
+
+
+def _best_span(grid: np.ndarray, offsets: list[tuple[int, int]], text: str) -> tuple[int, int, float]:
+    """``decode_span`` over the candidate's span grid (``_span_grid``)."""
+    bi, bj = divmod(int(np.argmax(grid)), len(offsets))
     a, b = snap_span(text, offsets[bi][0], offsets[bj][1])
     if a >= b:
         a, b = snap_span(text, 0, len(text))
@@ -213,15 +214,11 @@ def decode_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[
 ALTERNATIVES = 10  # spans the answer stage may choose from (their log-probabilities fall fast after the first few)
 
 
-def span_alternatives(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tuple[int, int]], text: str,
-                      cand_pos: int, count: int = ALTERNATIVES, max_tokens: int = MAX_SPAN_TOKENS
-                      ) -> tuple[tuple[int, int, float], ...]:
-    """The ``count`` most probable distinct spans of one candidate, widened to whole words, best first: (start,
-    end, log-probability under the start and end distributions)."""
+def _ranked_spans(grid: np.ndarray, offsets: list[tuple[int, int]], text: str, count: int
+                  ) -> tuple[tuple[int, int, float], ...]:
+    """The ``count`` most probable distinct spans of one candidate (its span grid, ``_span_grid``), widened to
+    whole words, best first: (start, end, log-probability under the start and end distributions)."""
     n = len(offsets)
-    if n == 0 or not text:
-        return ()
-    grid = _span_grid(start_logits, end_logits, n, cand_pos, max_tokens)
     out: dict[tuple[int, int], float] = {}
     for flat in np.argsort(grid, axis=None, kind="stable")[::-1][: count * 4]:  # several tokens snap to one span
         bi, bj = divmod(int(flat), n)
@@ -301,9 +298,13 @@ class BaseReader:
         p = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
         out = []
         for k, text in enumerate(candidates):
-            a, b, span_p = decode_span(start[k], end[k], enc["offsets"][k], text, enc["cand_pos"])
-            others = span_alternatives(start[k], end[k], enc["offsets"][k], text, enc["cand_pos"])
-            out.append(ReaderResult(float(p[k]), a, b, span_p, others))
+            offsets = enc["offsets"][k]
+            if not offsets or not text:
+                out.append(ReaderResult(float(p[k]), 0, len(text), 0.0))
+                continue
+            grid = _span_grid(start[k], end[k], len(offsets), enc["cand_pos"], MAX_SPAN_TOKENS)  # once for both
+            a, b, span_p = _best_span(grid, offsets, text)
+            out.append(ReaderResult(float(p[k]), a, b, span_p, _ranked_spans(grid, offsets, text, ALTERNATIVES)))
         return out
 
 
