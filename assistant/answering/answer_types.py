@@ -18,8 +18,9 @@ import unicodedata
 
 from ..normalize import detect_language, normalize, tokenize
 
-__all__ = ["AR_NUMBER_WORD", "MONTHS", "MONTHS_WITHOUT_HAMZA", "QUESTION_TYPES", "STRICT_TYPES", "WEEKDAYS",
-           "asks_weekday", "holds_type", "weekday_spans", "key_terms", "plain_question", "question_type"]
+__all__ = ["AR_NUMBER_WORD", "CURRENCY_SIGNS", "MONTHS", "MONTHS_WITHOUT_HAMZA", "QUESTION_TYPES",
+           "STRICT_TYPES", "WEEKDAYS", "WEEKDAYS_OTHER_SPELLINGS", "asks_weekday", "holds_type", "key_terms",
+           "plain_question", "question_type", "weekday_spans"]
 
 STRICT_TYPES = ("number", "amount", "date")  # kinds whose answer is recognisable in the text
 QUESTION_TYPES = ("number", "amount", "date", "person", "organisation", "place", "yes/no", "definition", "other")
@@ -103,6 +104,7 @@ WEEKDAYS = {
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
     "ar": ["الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"],
 }
+WEEKDAYS_OTHER_SPELLINGS = {"الإثنين": 0, "الاربعاء": 2, "الاحد": 6}  # name -> its index in WEEKDAYS
 
 _DIGIT = re.compile(r"[0-9٠-٩۰-۹]")
 # an Arabic number word as a whole word (with a prefix ال/و/ب and its endings): not the start of another word, as
@@ -122,8 +124,10 @@ _MONTH = re.compile(
 _CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'’.-]+")
 # Arabic currency and magnitude words as whole words, with a prefix (ال، و، ب، ل) and the endings of their forms
 # (دولارا، دولارات، جنيهات); the yen (ين) only alone or as الين, since بين ("between") would match it
+CURRENCY_SIGNS = "$€£¥"  # written before a number ($5 million)
 _CURRENCY = re.compile(
-    r"[$€£¥]|\b(?:dollars?|euros?|pounds?|yen|yuan|rupees?|francs?|marks?|cents?|usd|eur|gbp|budget|cost|worth)\b"
+    "[" + re.escape(CURRENCY_SIGNS) + r"]"
+    r"|\b(?:dollars?|euros?|pounds?|yen|yuan|rupees?|francs?|marks?|cents?|usd|eur|gbp|budget|cost|worth)\b"
     r"|(?<!\w)(?:و|ب|ل|ف)?(?:ال|لل)?(?:دولار|يورو|جنيه|ريال|درهم|دراهم|دينار|دنانير|ليرة|ليره|ليرات|فرنك|مليون|"
     r"ملايين|مليار|مليارات)(?:ات|ا|ان|ين|ًا)?(?!\w)|(?<!\w)(?:ال)?ين(?!\w)", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
@@ -131,8 +135,9 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 # a question for a day of the week (a date question whose answer is a weekday name: الجمعة, Friday)
 _ASKS_WEEKDAY = re.compile(r"\bday of the week\b|(?<!\w)يوم من (?:أيام )?(?:الأسبوع|الاسبوع)(?!\w)", re.IGNORECASE)
+# (and الجمعه, which _MONTH finds too)
 _WEEKDAY = re.compile(r"\b(?P<en>" + "|".join(WEEKDAYS["en"]) + r")\b|(?<!\w)(?:و|ب|وب)?(?P<ar>" + "|".join(
-    WEEKDAYS["ar"] + ["الاربعاء", "الاحد", "الإثنين", "الجمعه"]) + r")(?!\w)", re.IGNORECASE)
+    WEEKDAYS["ar"] + list(WEEKDAYS_OTHER_SPELLINGS) + ["الجمعه"]) + r")(?!\w)", re.IGNORECASE)
 
 
 def asks_weekday(question: str) -> bool:

@@ -30,7 +30,7 @@ import re
 from typing import Sequence
 
 from ..chunk import split_clauses
-from .answer_types import MONTHS, MONTHS_WITHOUT_HAMZA, WEEKDAYS
+from .answer_types import MONTHS, MONTHS_WITHOUT_HAMZA, WEEKDAYS, WEEKDAYS_OTHER_SPELLINGS
 from .messages import CROSS_LINGUAL_LEAD, VERDICT
 
 __all__ = ["QUOTE_CHARS", "carry_date", "carry_over", "compose", "quote_span", "quote_windows"]
@@ -138,7 +138,6 @@ def carry_over(short: str) -> str:
 _LEVANTINE_MONTHS = [["كانون الثاني"], ["شباط"], ["آذار", "اذار"], ["نيسان"], ["أيار", "ايار"], ["حزيران"], ["تموز"],
                      ["آب", "اب"], ["أيلول", "ايلول"], ["تشرين الأول", "تشرين الاول"], ["تشرين الثاني"],
                      ["كانون الأول", "كانون الاول"]]
-_OTHER_DAYS = {"الإثنين": 0, "الاربعاء": 2, "الاحد": 6}
 
 
 def _date_names() -> dict[str, tuple[str, int]]:
@@ -147,7 +146,7 @@ def _date_names() -> dict[str, tuple[str, int]]:
            for names in table.values() for i, name in enumerate(names)}
     out.update({name: ("month", i) for i, names in enumerate(_LEVANTINE_MONTHS) for name in names})
     out.update({name: ("month", i) for name, i in MONTHS_WITHOUT_HAMZA.items()})
-    out.update({name: ("day", i) for name, i in _OTHER_DAYS.items()})
+    out.update({name: ("day", i) for name, i in WEEKDAYS_OTHER_SPELLINGS.items()})
     return out
 
 

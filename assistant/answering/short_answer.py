@@ -22,8 +22,8 @@ from typing import Callable, Sequence
 from ..chunk import split_clauses
 from ..normalize import STOPWORDS, detect_language, light_stem, normalize, strip_arabic_prefix, tokenize
 from .agreement import _near, name_skeleton
-from .answer_types import (AR_NUMBER_WORD, MONTHS, MONTHS_WITHOUT_HAMZA, asks_weekday, holds_type, plain_question,
-                           weekday_spans)
+from .answer_types import (AR_NUMBER_WORD, CURRENCY_SIGNS, MONTHS, MONTHS_WITHOUT_HAMZA, asks_weekday, holds_type,
+                           plain_question, weekday_spans)
 
 __all__ = ["ALTERNATIVE_MARGIN", "MAX_SHORT_CHARS", "context_texts", "least_repeated", "short_span", "yes_no"]
 
@@ -67,8 +67,7 @@ _NAME_THEN_MORE = re.compile(r"([A-Z][\w'’.-]*(?:\s+(?:(?:of|de|da|van|von|bin
 _NUMBER_WORDS = re.compile(_NUMBER_WORD, re.IGNORECASE)
 
 
-_CURRENCY_SIGNS = "$€£¥"
-_DIGIT_AT = re.compile(r"\s?[0-9٠-٩۰-۹]")
+_DIGIT_AT = re.compile(rf"\s?{_DIGITS}")  # (a currency sign before a number)
 
 
 def _snap(text: str, a: int, b: int) -> tuple[int, int] | None:
@@ -78,7 +77,7 @@ def _snap(text: str, a: int, b: int) -> tuple[int, int] | None:
         a -= 1
     while b < len(text) and (text[b].isalnum() or text[b] in "'’" or _mark(text[b])):
         b += 1
-    while a < b and not text[a].isalnum() and not (text[a] in _CURRENCY_SIGNS and _DIGIT_AT.match(text, a + 1)):
+    while a < b and not text[a].isalnum() and not (text[a] in CURRENCY_SIGNS and _DIGIT_AT.match(text, a + 1)):
         a += 1
     while b > a and not text[b - 1].isalnum() and text[b - 1] not in "%)" and not _mark(text[b - 1]):
         b -= 1
@@ -97,7 +96,7 @@ def _expressions(kind: str, text: str) -> list[tuple[int, int]]:
     out = []
     for m in list(_NUMBER.finditer(text)) + list(_NUMBER_WORDS.finditer(text)):
         a, b = _with_noun(text, m.start(), m.end())
-        out.append((a - 1 if a > 0 and text[a - 1] in _CURRENCY_SIGNS else a, b))  # with its currency sign: $5
+        out.append((a - 1 if a > 0 and text[a - 1] in CURRENCY_SIGNS else a, b))  # with its currency sign: $5
     return sorted(set(out))
 
 
