@@ -202,10 +202,11 @@ class ExtractiveAnswerer(Answerer):
         def similarity(texts: list[str]) -> np.ndarray:  # of a few words of the sentence to the question
             return self.sentence_cache(texts) @ qv
 
-        proposed = (read.short_start, read.short_end) if read else None
-        if read is not None:
+        proposed = None
+        if read is not None:  # of the reader's most probable spans, the one least_repeated picks, else its best
             weight = self.params.repeat_penalty if cand.language == context.language else 0.0
-            proposed = least_repeated(question, cand.text, read.alternatives, weight) or proposed
+            proposed = (least_repeated(question, cand.text, read.alternatives, weight)
+                        or (read.short_start, read.short_end))
         span = short_span(question, kind, cand.text, proposed, context_score=similarity)
         verdict = None
         if kind == "yes/no":  # "No" and the key phrase that says so: لم تكن ناجحة
